@@ -1,0 +1,1 @@
+"""OwnLens: analytics for digital publishers."""

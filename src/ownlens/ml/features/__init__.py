@@ -1,0 +1,1 @@
+"""ML-ready features computed inside ClickHouse, point in time correct."""

@@ -1,0 +1,66 @@
+"""Creates and migrates the OwnLens warehouse schema; each numbered .sql file here is one migration."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+from clickhouse_connect.driver.client import Client
+
+from ownlens.ml.errors import SchemaMissing
+from ownlens.ml.warehouse import table_exists
+
+MIGRATIONS_TABLE = "ownlens_schema_migrations"
+
+
+def migrations() -> list[tuple[int, str, list[str]]]:
+    """``(version, name, statements)`` for every migration file, in order."""
+    found = []
+    for entry in resources.files(__package__).iterdir():
+        match = re.fullmatch(r"(\d+)_(\w+)\.sql", entry.name)
+        if match:
+            text = entry.read_text()
+            body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+            statements = [s.strip() for s in body.split(";") if s.strip()]
+            found.append((int(match[1]), match[2], statements))
+    return sorted(found)
+
+
+def current_version(client: Client) -> int:
+    if not table_exists(client, MIGRATIONS_TABLE):
+        return 0
+    return int(client.command(f"SELECT max(version) FROM {MIGRATIONS_TABLE}") or 0)
+
+
+def latest_version() -> int:
+    return migrations()[-1][0]
+
+
+def apply(client: Client) -> list[int]:
+    """Apply every migration not yet applied; idempotent. Returns the versions applied now."""
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version UInt32, name String, applied_at DateTime DEFAULT now()) "
+        "ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"
+    )
+    done = current_version(client)
+    applied = []
+    for version, name, statements in migrations():
+        if version <= done:
+            continue
+        for statement in statements:
+            client.command(statement)
+        client.command(
+            f"INSERT INTO {MIGRATIONS_TABLE} (version, name) SELECT {{v:UInt32}}, {{n:String}}",
+            parameters={"v": version, "n": name},
+        )
+        applied.append(version)
+    return applied
+
+
+def require(client: Client) -> None:
+    """Raise :class:`SchemaMissing` unless the warehouse has the latest schema."""
+    version = current_version(client)
+    if version < latest_version():
+        raise SchemaMissing(
+            f"the warehouse schema is at version {version}, this OwnLens needs {latest_version()}: run `ownlens-ml init`"
+        )

@@ -1,0 +1,38 @@
+"""Settings read once from the environment (prefix OWNLENS_)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where OwnLens keeps its warehouse, artifacts and reports.
+
+    ``OWNLENS_HOME`` (default ``~/.ownlens``) holds the embedded warehouse and outputs;
+    ``OWNLENS_DSN`` points at another warehouse (``chdb:///abs/path`` or ``http://user:pass@host:8123/db``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="OWNLENS_", extra="ignore")
+
+    home: Path = Path("~/.ownlens")
+    dsn: str | None = None
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def default_dsn(self) -> str:
+        return f"chdb://{self.home_dir / 'warehouse'}"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home_dir / "reports"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,85 @@
+"""The simulator's oracle: for each user in the features of date D, the true probability of each label."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import numpy as np
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+
+from ownlens.ml.features.customer import LABEL_HORIZON_DAYS
+from ownlens.ml.simulation import catalog as cat
+from ownlens.ml.warehouse import replace_partition
+
+POPULATION = """
+SELECT u.user_id AS user_id, u.engaged_until AS engaged_until, u.churned_on AS churned_on,
+       u.subscribed_on AS subscribed_on, u.activity_rate AS activity_rate,
+       u.fading_activity_rate AS fading_activity_rate, u.fade_hazard AS fade_hazard,
+       u.churn_hazard AS churn_hazard, u.conversion_rate AS conversion_rate
+FROM sim_users AS u
+WHERE u.user_id IN (SELECT user_id FROM customer_user_features WHERE feature_date = {d:Date})
+"""
+
+
+def _day_factors(client: Client, d: date) -> np.ndarray:
+    """Expected-session multiplier for each of the 30 label days (weekday seasonality times any injected drift)."""
+    days = [d + timedelta(days=k) for k in range(LABEL_HORIZON_DAYS)]
+    factors = np.array([cat.WEEKDAY_FACTOR[day.weekday()] for day in days])
+    params = client.command("SELECT parameters FROM sim_runs ORDER BY created_at DESC LIMIT 1")
+    drift_at = json.loads(params).get("drift_at") if params else None
+    if drift_at:
+        factors *= np.array([0.6 if day >= date.fromisoformat(drift_at) else 1.0 for day in days])
+    return factors
+
+
+def churn_and_conversion(stage, activity, fading, a, h, c, factors) -> tuple[np.ndarray, np.ndarray]:
+    """Exact P(no session in the next 30 days) and P(subscription in the next 30 days) given the latent state.
+
+    ``stage`` is 0 engaged, 1 fading, 2 gone; ``c`` is 0 for users already subscribed.
+    """
+    horizon = len(factors)
+    cum = np.concatenate([[0.0], np.cumsum(factors)])  # cum[j]: expected-session weight of days [0, j)
+
+    def no_session_while_fading(j):  # P(no session on days j..horizon-1 | fading starts on day j)
+        p = (1 - h) ** (horizon - j - 1) * np.exp(-fading * (cum[horizon] - cum[j]))
+        for k in range(1, horizon - j):
+            p = p + (1 - h) ** (k - 1) * h * np.exp(-fading * (cum[j + k] - cum[j]))
+        return p
+
+    engaged = (1 - a) ** (horizon - 1) * np.exp(-activity * cum[horizon]) * (1 - c) ** horizon
+    for j in range(1, horizon):
+        engaged = engaged + (1 - a) ** (j - 1) * a * np.exp(-activity * cum[j]) * (1 - c) ** j * no_session_while_fading(j)
+    churn = np.select([stage == 0, stage == 1], [engaged, no_session_while_fading(0)], 1.0)
+    r = (1 - a) * (1 - c)
+    convert = np.where(stage == 0, c * (1 - r ** horizon) / np.maximum(1 - r, 1e-12), 0.0)
+    return churn, convert
+
+
+def build_truth(client: Client, d: date) -> int:
+    """sim_user_truth for ``d``: the oracle probabilities for every user with features on ``d`` (0 without a simulation)."""
+    if not int(client.command("SELECT count() FROM sim_runs")):
+        return 0
+    t = client.query_arrow(POPULATION, parameters={"d": d})
+    if t.num_rows == 0:
+        return 0
+    col = lambda name: t.column(name).to_numpy(zero_copy_only=False)
+    day = np.datetime64(d)
+    engaged_until, churned_on = col("engaged_until").astype("datetime64[D]"), col("churned_on").astype("datetime64[D]")
+    stage = np.where(day < engaged_until, 0, np.where(day < churned_on, 1, 2))
+    subscribed = t.column("subscribed_on").to_pandas().to_numpy(dtype="datetime64[D]", na_value=np.datetime64("NaT"))
+    already = ~np.isnat(subscribed) & (subscribed < day)
+    conversion = np.where(already, 0.0, col("conversion_rate"))
+    churn, convert = churn_and_conversion(
+        stage, col("activity_rate"), col("fading_activity_rate"), col("fade_hazard"), col("churn_hazard"),
+        conversion, _day_factors(client, d),
+    )
+    rows = pa.table({
+        "user_id": t.column("user_id"),
+        "feature_date": pa.array([d] * t.num_rows, type=pa.date32()),
+        "stage": pa.array(np.array(["engaged", "fading", "gone"])[stage]),
+        "churn_probability": churn,
+        "conversion_probability": convert,
+    })
+    return replace_partition(client, "sim_user_truth", d, rows=rows)

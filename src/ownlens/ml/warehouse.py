@@ -1,0 +1,131 @@
+"""The one place that opens a warehouse client for a DSN and writes whole partitions atomically."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
+
+from ownlens.ml.errors import InvalidInput, NotFound, WarehouseUnavailable
+from ownlens.ml.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+SCHEMES = ("chdb", "http", "https", "clickhouse", "clickhouses")
+
+
+def resolve_dsn(dsn: str | None = None) -> str:
+    """The DSN to use: the argument, else ``OWNLENS_DSN``, else the embedded default under ``OWNLENS_HOME``."""
+    settings = get_settings()
+    return dsn or settings.dsn or settings.default_dsn
+
+
+def describe_dsn(dsn: str) -> str:
+    """The DSN with any password masked, for messages and logs."""
+    parsed = urlparse(dsn)
+    if parsed.password:
+        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+        return urlunparse(parsed._replace(netloc=netloc))
+    return dsn
+
+
+def connect(dsn: str | None = None) -> Client:
+    """Open a clickhouse-connect client for ``dsn`` (see :func:`resolve_dsn`).
+
+    ``chdb:///abs/path[?database=name]`` opens the embedded engine (one process per directory);
+    ``http(s)://user:pass@host:port/db`` a ClickHouse server. A missing database is created.
+
+    Examples
+    --------
+    >>> client = connect("chdb:///tmp/ownlens-doc/warehouse")  # doctest: +SKIP
+    >>> client.command("SELECT 1")  # doctest: +SKIP
+    1
+    """
+    dsn = resolve_dsn(dsn)
+    parsed = urlparse(dsn)
+    if parsed.scheme not in SCHEMES:
+        raise InvalidInput(
+            f"unsupported DSN {describe_dsn(dsn)!r}: use chdb:///abs/path for the embedded warehouse "
+            "or http://user:pass@host:8123/db for a ClickHouse server"
+        )
+    if parsed.scheme == "chdb":
+        return _connect_embedded(parsed)
+    try:
+        client = clickhouse_connect.get_client(dsn=dsn, connect_timeout=5, send_receive_timeout=300)
+    except (OperationalError, DatabaseError, OSError) as exc:
+        raise WarehouseUnavailable(f"cannot reach the ClickHouse server at {describe_dsn(dsn)}: {_first_line(exc)}") from exc
+    return client
+
+
+def _connect_embedded(parsed) -> Client:
+    path = parsed.path if not parsed.netloc else None
+    if not path or not path.startswith("/"):
+        raise InvalidInput(f"embedded DSN needs an absolute path, like chdb:///home/me/.ownlens/warehouse (got {urlunparse(parsed)!r})")
+    database = parse_qs(parsed.query).get("database", [None])[0]
+    try:
+        client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+    except ClickHouseError as exc:
+        text = str(exc)
+        if "already initialized with path" in text:
+            raise WarehouseUnavailable(
+                f"this process already has another embedded warehouse open; one process can open one chDB directory (wanted {path})"
+            ) from exc
+        raise WarehouseUnavailable(
+            f"the embedded warehouse at {path} is in use by another process (only one process may open it): "
+            "stop that process, or point OWNLENS_DSN at a ClickHouse server to share one warehouse"
+        ) from exc
+    if database:
+        client.command("CREATE DATABASE IF NOT EXISTS {db:Identifier}", parameters={"db": database})
+        client.database = database
+    return client
+
+
+def embedded_dsn(path: str, database: str | None = None) -> str:
+    """A chdb DSN for ``path`` (and optionally a database inside it)."""
+    query = urlencode({"database": database}) if database else ""
+    return f"chdb://{path}" + (f"?{query}" if query else "")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def replace_partition(
+    client: Client, table: str, partition: object, select_sql: str | None = None, parameters: dict | None = None,
+    *, rows: "pa.Table | None" = None, partition_type: str = "Date",
+) -> int:
+    """Write ``select_sql`` (or Arrow ``rows``) into a staging copy of ``table``, then swap it in as one partition.
+
+    Atomic from a reader's view: either the old rows or the new ones, never a mix, and a failed
+    query leaves the table untouched. Returns the number of rows written; raises :class:`NotFound`
+    when there is nothing to write (the old partition is then kept).
+    """
+    staging = f"_staging_{table}_{uuid.uuid4().hex[:12]}"
+    client.command(f"CREATE TABLE {staging} AS {table}")
+    try:
+        if rows is not None:
+            client.insert_arrow(staging, rows)
+        else:
+            client.command(f"INSERT INTO {staging} {select_sql}", parameters=parameters or {})
+        rows = int(client.command(f"SELECT count() FROM {staging}"))
+        if rows == 0:
+            raise NotFound(f"no rows to write to {table} for {partition}: is there data before that date?")
+        client.command(
+            f"ALTER TABLE {table} REPLACE PARTITION {{p:{partition_type}}} FROM {staging}", parameters={"p": partition}
+        )
+        return rows
+    finally:
+        client.command(f"DROP TABLE IF EXISTS {staging}")
+
+
+def table_exists(client: Client, table: str) -> bool:
+    return bool(
+        int(client.command(
+            "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = {t:String}",
+            parameters={"t": table},
+        ))
+    )
