@@ -50,7 +50,7 @@ SELECT
     topK(1)(s.brand_id)[1] AS preferred_brand_id,
     uniqExact(s.brand_id) AS brand_count,
     arrayMax(sumMap([s.brand_id], [toUInt64(1)]).2) / total_sessions AS brand_loyalty_score,
-    topKArray(1)(category_ids)[1] AS preferred_category_id,
+    nullIf(topKArray(1)(category_ids)[1], toUUID('00000000-0000-0000-0000-000000000000')) AS preferred_category_id,
     uniqExactArray(category_ids) AS category_diversity,
     topK(1)(country_code)[1] AS primary_country_code,
     topK(1)(city_id)[1] AS primary_city_id,

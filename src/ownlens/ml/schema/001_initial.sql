@@ -6,7 +6,7 @@ CREATE TABLE IF NOT EXISTS companies (
     company_id UUID,
     company_name String,
     country_code LowCardinality(String),
-    created_at DateTime DEFAULT now()
+    created_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = ReplacingMergeTree(created_at) ORDER BY company_id;
 
 CREATE TABLE IF NOT EXISTS brands (
@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS brands (
     brand_code LowCardinality(String),
     primary_country_code LowCardinality(String),
     is_premium UInt8,
-    created_at DateTime DEFAULT now()
+    created_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = ReplacingMergeTree(created_at) ORDER BY brand_id;
 
 CREATE TABLE IF NOT EXISTS countries (
@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS countries (
     country_name String,
     continent LowCardinality(String),
     timezone String,
-    created_at DateTime DEFAULT now()
+    created_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = ReplacingMergeTree(created_at) ORDER BY country_code;
 
 CREATE TABLE IF NOT EXISTS cities (
@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS cities (
     city_name String,
     country_code LowCardinality(String),
     population UInt32,
-    created_at DateTime DEFAULT now()
+    created_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = ReplacingMergeTree(created_at) ORDER BY city_id;
 
 CREATE TABLE IF NOT EXISTS categories (
@@ -40,26 +40,26 @@ CREATE TABLE IF NOT EXISTS categories (
     category_name String,
     category_code LowCardinality(String),
     parent_category_id Nullable(UUID),
-    created_at DateTime DEFAULT now()
+    created_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = ReplacingMergeTree(created_at) ORDER BY category_id;
 
 CREATE TABLE IF NOT EXISTS device_types (
     device_type_id UUID,
     device_type_name LowCardinality(String),
-    created_at DateTime DEFAULT now()
+    created_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = ReplacingMergeTree(created_at) ORDER BY device_type_id;
 
 CREATE TABLE IF NOT EXISTS operating_systems (
     os_id UUID,
     os_name LowCardinality(String),
     device_type_id UUID,
-    created_at DateTime DEFAULT now()
+    created_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = ReplacingMergeTree(created_at) ORDER BY os_id;
 
 CREATE TABLE IF NOT EXISTS browsers (
     browser_id UUID,
     browser_name LowCardinality(String),
-    created_at DateTime DEFAULT now()
+    created_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = ReplacingMergeTree(created_at) ORDER BY browser_id;
 
 -- Customer ----------------------------------------------------------------
@@ -172,7 +172,7 @@ CREATE TABLE IF NOT EXISTS customer_user_features (
     recency_score Float64,
     activity_score Float64,
     ml_features String,
-    computed_at DateTime DEFAULT now(),
+    computed_at DateTime64(0, 'UTC') DEFAULT now(),
     INDEX idx_user user_id TYPE bloom_filter(0.01) GRANULARITY 1
 ) ENGINE = MergeTree
 PARTITION BY feature_date
@@ -186,7 +186,7 @@ CREATE TABLE IF NOT EXISTS customer_user_labels (
     converted_30d UInt8,
     sessions_next_30d UInt32,
     label_window_complete UInt8,
-    computed_at DateTime DEFAULT now()
+    computed_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = MergeTree
 PARTITION BY feature_date
 ORDER BY (brand_id, user_id);
@@ -207,7 +207,7 @@ CREATE TABLE IF NOT EXISTS customer_session_summary_daily (
     total_ad_impressions UInt64,
     total_ad_clicks UInt64,
     total_ad_revenue Float64,
-    computed_at DateTime DEFAULT now()
+    computed_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = MergeTree
 PARTITION BY date
 ORDER BY brand_id;
@@ -221,7 +221,7 @@ CREATE TABLE IF NOT EXISTS customer_user_segments (
     model_version String,
     segment_profile String,
     user_count UInt64,
-    created_at DateTime DEFAULT now()
+    created_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = ReplacingMergeTree(created_at) ORDER BY segment_id;
 
 CREATE TABLE IF NOT EXISTS customer_user_segment_assignments (
@@ -232,7 +232,7 @@ CREATE TABLE IF NOT EXISTS customer_user_segment_assignments (
     confidence Float64,
     model_id Nullable(UUID),
     model_version String,
-    assigned_at DateTime DEFAULT now()
+    assigned_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = MergeTree
 PARTITION BY assignment_date
 ORDER BY (brand_id, user_id);
@@ -246,7 +246,7 @@ CREATE TABLE IF NOT EXISTS customer_churn_predictions (
     is_churned UInt8,
     model_id Nullable(UUID),
     model_version String,
-    predicted_at DateTime DEFAULT now()
+    predicted_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = MergeTree
 PARTITION BY prediction_date
 ORDER BY (brand_id, user_id);
@@ -260,7 +260,7 @@ CREATE TABLE IF NOT EXISTS customer_conversion_predictions (
     will_convert UInt8,
     model_id Nullable(UUID),
     model_version String,
-    predicted_at DateTime DEFAULT now()
+    predicted_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = MergeTree
 PARTITION BY prediction_date
 ORDER BY (brand_id, user_id);
@@ -275,7 +275,7 @@ CREATE TABLE IF NOT EXISTS customer_recommendations (
     algorithm LowCardinality(String),
     model_id Nullable(UUID),
     model_version String,
-    created_at DateTime DEFAULT now()
+    created_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = MergeTree
 PARTITION BY recommendation_date
 ORDER BY (brand_id, user_id, rank);
@@ -287,7 +287,7 @@ CREATE TABLE IF NOT EXISTS editorial_authors (
     author_name String,
     primary_category_id UUID,
     joined_date Date,
-    created_at DateTime DEFAULT now()
+    created_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = ReplacingMergeTree(created_at) ORDER BY author_id;
 
 CREATE TABLE IF NOT EXISTS editorial_articles (
@@ -300,8 +300,8 @@ CREATE TABLE IF NOT EXISTS editorial_articles (
     word_count UInt32,
     has_video UInt8,
     is_premium UInt8,
-    publish_timestamp DateTime,
-    created_at DateTime DEFAULT now()
+    publish_timestamp DateTime64(0, 'UTC'),
+    created_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = ReplacingMergeTree(created_at)
 ORDER BY (brand_id, article_id);
 
@@ -311,7 +311,7 @@ CREATE TABLE IF NOT EXISTS editorial_article_content (
     title String,
     summary String,
     word_count UInt32,
-    updated_at DateTime
+    updated_at DateTime64(0, 'UTC')
 ) ENGINE = ReplacingMergeTree(updated_at) ORDER BY (article_id, content_version);
 
 CREATE TABLE IF NOT EXISTS editorial_content_events (
@@ -349,7 +349,7 @@ CREATE TABLE IF NOT EXISTS editorial_article_performance (
     avg_scroll_depth_7d Float64,
     video_plays_7d UInt64,
     engagement_score Float64,
-    computed_at DateTime DEFAULT now()
+    computed_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = MergeTree
 PARTITION BY performance_date
 ORDER BY (brand_id, article_id);
@@ -364,7 +364,7 @@ CREATE TABLE IF NOT EXISTS editorial_author_performance (
     avg_engagement_seconds_30d Float64,
     click_through_rate_30d Float64,
     engagement_score Float64,
-    computed_at DateTime DEFAULT now()
+    computed_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = MergeTree
 PARTITION BY performance_date
 ORDER BY (brand_id, author_id);
@@ -380,7 +380,7 @@ CREATE TABLE IF NOT EXISTS editorial_category_performance (
     click_through_rate_30d Float64,
     views_growth_7d Float64,
     engagement_score Float64,
-    computed_at DateTime DEFAULT now()
+    computed_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = MergeTree
 PARTITION BY performance_date
 ORDER BY (brand_id, category_id);
@@ -414,7 +414,7 @@ CREATE TABLE IF NOT EXISTS ml_model_features (
     feature_type LowCardinality(String),
     importance Float64,
     description String,
-    created_at DateTime DEFAULT now()
+    created_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = ReplacingMergeTree(created_at)
 ORDER BY (model_name, model_version, feature_name);
 
@@ -496,7 +496,7 @@ CREATE TABLE IF NOT EXISTS sim_runs (
     days UInt32,
     start_date Date,
     parameters String,
-    created_at DateTime DEFAULT now()
+    created_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = MergeTree ORDER BY created_at;
 
 CREATE TABLE IF NOT EXISTS sim_users (
@@ -533,3 +533,25 @@ CREATE TABLE IF NOT EXISTS sim_user_truth (
 ) ENGINE = MergeTree
 PARTITION BY feature_date
 ORDER BY user_id;
+
+-- Reference look-ups for loaders: dictionaries over the reference tables (reloaded after a simulation)
+CREATE DICTIONARY IF NOT EXISTS dict_brands (brand_id UUID, brand_name String, brand_code String)
+PRIMARY KEY brand_id SOURCE(CLICKHOUSE(TABLE 'brands')) LIFETIME(MIN 30 MAX 60) LAYOUT(COMPLEX_KEY_HASHED());
+
+CREATE DICTIONARY IF NOT EXISTS dict_device_types (device_type_id UUID, device_type_name String)
+PRIMARY KEY device_type_id SOURCE(CLICKHOUSE(TABLE 'device_types')) LIFETIME(MIN 30 MAX 60) LAYOUT(COMPLEX_KEY_HASHED());
+
+CREATE DICTIONARY IF NOT EXISTS dict_operating_systems (os_id UUID, os_name String)
+PRIMARY KEY os_id SOURCE(CLICKHOUSE(TABLE 'operating_systems')) LIFETIME(MIN 30 MAX 60) LAYOUT(COMPLEX_KEY_HASHED());
+
+CREATE DICTIONARY IF NOT EXISTS dict_browsers (browser_id UUID, browser_name String)
+PRIMARY KEY browser_id SOURCE(CLICKHOUSE(TABLE 'browsers')) LIFETIME(MIN 30 MAX 60) LAYOUT(COMPLEX_KEY_HASHED());
+
+CREATE DICTIONARY IF NOT EXISTS dict_countries (country_code String, country_name String)
+PRIMARY KEY country_code SOURCE(CLICKHOUSE(TABLE 'countries')) LIFETIME(MIN 30 MAX 60) LAYOUT(COMPLEX_KEY_HASHED());
+
+CREATE DICTIONARY IF NOT EXISTS dict_cities (city_id UUID, city_name String)
+PRIMARY KEY city_id SOURCE(CLICKHOUSE(TABLE 'cities')) LIFETIME(MIN 30 MAX 60) LAYOUT(COMPLEX_KEY_HASHED());
+
+CREATE DICTIONARY IF NOT EXISTS dict_categories (category_id UUID, category_name String)
+PRIMARY KEY category_id SOURCE(CLICKHOUSE(TABLE 'categories')) LIFETIME(MIN 30 MAX 60) LAYOUT(COMPLEX_KEY_HASHED());

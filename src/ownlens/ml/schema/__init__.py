@@ -39,7 +39,7 @@ def latest_version() -> int:
 def apply(client: Client) -> list[int]:
     """Apply every migration not yet applied; idempotent. Returns the versions applied now."""
     client.command(
-        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version UInt32, name String, applied_at DateTime DEFAULT now()) "
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version UInt32, name String, applied_at DateTime64(0, 'UTC') DEFAULT now()) "
         "ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"
     )
     done = current_version(client)

@@ -1,0 +1,1 @@
+"""Reading the warehouse: loaders, joins, data-quality checks and the exploration report."""
