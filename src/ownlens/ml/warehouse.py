@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
+from contextlib import contextmanager
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
 import clickhouse_connect
@@ -57,7 +59,8 @@ def connect(dsn: str | None = None) -> Client:
     try:
         client = clickhouse_connect.get_client(dsn=dsn, connect_timeout=5, send_receive_timeout=300)
     except (OperationalError, DatabaseError, OSError) as exc:
-        raise WarehouseUnavailable(f"cannot reach the ClickHouse server at {describe_dsn(dsn)}: {_first_line(exc)}") from exc
+        reason = "connection refused" if "Connection refused" in str(exc) else _first_line(exc)[:200]
+        raise WarehouseUnavailable(f"cannot reach the ClickHouse server at {describe_dsn(dsn)}: {reason}") from exc
     return client
 
 
@@ -67,7 +70,8 @@ def _connect_embedded(parsed) -> Client:
         raise InvalidInput(f"embedded DSN needs an absolute path, like chdb:///home/me/.ownlens/warehouse (got {urlunparse(parsed)!r})")
     database = parse_qs(parsed.query).get("database", [None])[0]
     try:
-        client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+        with _quiet_native_stderr():  # chDB prints its lock error itself before raising
+            client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
     except ClickHouseError as exc:
         text = str(exc)
         if "already initialized with path" in text:
@@ -82,6 +86,23 @@ def _connect_embedded(parsed) -> Client:
         client.command("CREATE DATABASE IF NOT EXISTS {db:Identifier}", parameters={"db": database})
         client.database = database
     return client
+
+
+@contextmanager
+def _quiet_native_stderr():
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def embedded_dsn(path: str, database: str | None = None) -> str:

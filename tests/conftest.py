@@ -1,0 +1,51 @@
+"""Shared fixtures: one real chDB warehouse per test run (chDB allows one directory per process), one database per use."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import pytest
+
+from ownlens.ml import schema
+from ownlens.ml.data.loaders import reload_reference_dictionaries
+from ownlens.ml.features.build import build_features
+from ownlens.ml.simulation import SimulationConfig, simulate
+from ownlens.ml.warehouse import connect, embedded_dsn
+
+SMALL = SimulationConfig(users=3_000, days=70, start=date(2026, 1, 5), seed=11)
+FEATURE_DATES = [date(2026, 2, 2), date(2026, 2, 9)]
+
+
+@pytest.fixture(scope="session")
+def warehouse_path(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("warehouse"))
+
+
+@pytest.fixture(scope="session")
+def make_db(warehouse_path):
+    """Open a new, empty database in the test warehouse: ``make_db(init=True)`` returns its client."""
+
+    def make(init: bool = True):
+        client = connect(embedded_dsn(warehouse_path, f"t_{uuid.uuid4().hex[:10]}"))
+        if init:
+            schema.apply(client)
+        return client
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def sim(make_db):
+    """A small simulated publisher with features built for two dates; treat as read-only."""
+    client = make_db()
+    simulate(client, SMALL)
+    reload_reference_dictionaries(client)
+    for d in FEATURE_DATES:
+        build_features(client, d)
+    return client
+
+
+@pytest.fixture
+def db(make_db):
+    return make_db()

@@ -1,0 +1,66 @@
+"""The ownlens-ml command as a user runs it: separate processes, exit codes, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run(args, home, dsn=None, timeout=300):
+    env = {**os.environ, "OWNLENS_HOME": str(home), "COLUMNS": "200"}
+    env.pop("OWNLENS_DSN", None)
+    if dsn:
+        env["OWNLENS_DSN"] = dsn
+    return subprocess.run([sys.executable, "-m", "ownlens.ml.cli", *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_end_to_end_commands(tmp_path):
+    assert run(["init"], tmp_path).returncode == 0
+    again = run(["init"], tmp_path)
+    assert again.returncode == 0 and "already up to date" in again.stdout
+    sim = run(["simulate", "--users", "1200", "--days", "50", "--seed", "2", "--json"], tmp_path)
+    assert sim.returncode == 0, sim.stderr
+    assert json.loads(sim.stdout)["users"] == 1200
+    built = run(["features", "build", "--from", "2026-02-01", "--to", "2026-02-02", "--json"], tmp_path)
+    assert built.returncode == 0, built.stderr
+    rows = json.loads(built.stdout)
+    assert set(rows) == {"2026-02-01", "2026-02-02"} and rows["2026-02-01"]["customer_user_features"] > 300
+    quality = run(["features", "quality", "--json"], tmp_path)
+    assert quality.returncode == 0 and json.loads(quality.stdout)["ok"]
+    report = run(["explore", "--out", str(tmp_path / "report")], tmp_path)
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "Feature correlations" in page and "data:image/png;base64" in page and "Target variables" in page and "churn_rate" in page
+    status = json.loads(run(["status", "--json"], tmp_path).stdout)
+    assert status["feature_dates"] == ["2026-02-01", "2026-02-02"] and status["rows"]["customer_sessions"] > 1000
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["simulate", "--users", "0"], 2, "--users must be at least 1"),
+    (["simulate", "--start", "2026/01/05"], 2, "is not a date: use YYYY-MM-DD"),
+    (["features", "build"], 2, "say which date to build"),
+    (["features", "build", "--date", "2026-02-01"], 5, "run `ownlens-ml init`"),
+    (["init", "--dsn", "mysql://db"], 2, "unsupported DSN"),
+    (["init", "--dsn", "http://127.0.0.1:9/db"], 4, "cannot reach the ClickHouse server"),
+])
+def test_bad_input_gives_one_line_and_exit_code(tmp_path, args, code, message):
+    result = run(args, tmp_path)
+    assert result.returncode == code, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "━" not in line and "building" not in line]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_warehouse_held_by_another_process(sim, warehouse_path, tmp_path):
+    # this test process holds the shared warehouse open; a second process must be told, not hang
+    result = run(["status"], tmp_path, dsn=f"chdb://{warehouse_path}")
+    assert result.returncode == 4
+    assert "in use by another process" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_command_has_help_with_an_example(tmp_path):
+    for command in [["init"], ["simulate"], ["features", "build"], ["features", "quality"], ["explore"], ["status"], ["demo"]]:
+        result = run([*command, "--help"], tmp_path)
+        assert result.returncode == 0 and "Example" in result.stdout, command

@@ -1,0 +1,100 @@
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from ownlens.ml.data.loaders import SessionLoader, UserFeaturesLoader
+from ownlens.ml.errors import NotFound, SchemaMissing
+from ownlens.ml.features.build import build_features
+from ownlens.ml.simulation import SimulationConfig, simulate
+
+from conftest import FEATURE_DATES
+
+POINT_IN_TIME_TABLES = {
+    "customer_user_features": ("feature_date", "user_id"),
+    "customer_session_summary_daily": ("date", "brand_id"),
+    "editorial_article_performance": ("performance_date", "article_id"),
+    "editorial_author_performance": ("performance_date", "author_id, brand_id"),
+    "editorial_category_performance": ("performance_date", "category_id, brand_id"),
+}
+
+
+def _snapshot(client, table, date_column, order, d):
+    return client.query_df(
+        f"SELECT * EXCEPT computed_at FROM {table} WHERE {date_column} = {{d:Date}} ORDER BY {order}", parameters={"d": d})
+
+
+def test_features_use_only_data_before_the_date(make_db):
+    client = make_db()
+    simulate(client, SimulationConfig(users=1500, days=50, start=date(2026, 1, 5), seed=5))
+    d = date(2026, 2, 4)
+    build_features(client, d)
+    before = {t: _snapshot(client, t, c, o, d if t != "customer_session_summary_daily" else d - timedelta(days=1))
+              for t, (c, o) in POINT_IN_TIME_TABLES.items()}
+    assert all(len(frame) > 0 for frame in before.values())
+    later = client.command("SELECT count() FROM customer_events WHERE event_timestamp >= {d:Date}", parameters={"d": d})
+    assert later > 1000
+    for table, column in [("customer_events", "event_timestamp"), ("customer_sessions", "session_start"),
+                          ("editorial_content_events", "event_timestamp"), ("editorial_articles", "publish_timestamp")]:
+        client.command(f"ALTER TABLE {table} DELETE WHERE {column} >= {{d:Date}} SETTINGS mutations_sync = 2", parameters={"d": d})
+    build_features(client, d)
+    for table, (column, order) in POINT_IN_TIME_TABLES.items():
+        day = d if table != "customer_session_summary_daily" else d - timedelta(days=1)
+        pd.testing.assert_frame_equal(_snapshot(client, table, column, order, day), before[table], check_exact=False, rtol=1e-9)
+    # with the future gone, every user now looks churned: the labels did read the future, the features did not
+    assert client.command("SELECT min(churned_30d) FROM customer_user_labels WHERE feature_date = {d:Date}", parameters={"d": d}) == 1
+
+
+def test_rebuilding_a_date_replaces_rows(sim):
+    d = FEATURE_DATES[0]
+    counts = lambda: sim.query(
+        "SELECT count(), uniqExact(user_id) FROM customer_user_features WHERE feature_date = {d:Date}", parameters={"d": d}
+    ).result_rows[0]
+    first = counts()
+    build_features(sim, d)
+    assert counts() == first
+    assert first[0] == first[1] > 500
+
+
+def test_labels_match_a_hand_computation(sim):
+    d = FEATURE_DATES[0]
+    labels = sim.query_df(
+        "SELECT toString(user_id) AS user_id, churned_30d, converted_30d, sessions_next_30d FROM customer_user_labels "
+        "WHERE feature_date = {d:Date} ORDER BY cityHash64(user_id) LIMIT 40", parameters={"d": d})
+    subscribers = set(sim.query_df(
+        "SELECT toString(user_id) AS u FROM customer_user_features WHERE feature_date = {d:Date} AND is_subscriber",
+        parameters={"d": d})["u"])
+    sessions = SessionLoader(sim).load(d, d + timedelta(days=29), limit=10_000_000)
+    assert not labels.empty and labels["churned_30d"].nunique() == 2
+    for row in labels.itertuples():
+        mine = sessions[sessions["user_id"] == row.user_id]
+        assert row.sessions_next_30d == len(mine)
+        assert row.churned_30d == int(len(mine) == 0)
+        assert row.converted_30d == int(row.user_id not in subscribers and mine["subscriptions"].sum() > 0)
+
+
+def test_features_match_a_hand_computation(sim):
+    d = FEATURE_DATES[1]
+    features = UserFeaturesLoader(sim).load(d, limit=25)
+    history = SessionLoader(sim).load(date(2026, 1, 1), d - timedelta(days=1), limit=10_000_000)
+    for row in features.itertuples():
+        mine = history[history["user_id"] == row.user_id]
+        assert row.total_sessions == len(mine)
+        last = pd.Timestamp(mine["session_start"].max()).date()
+        assert row.days_since_last_session == (d - last).days
+        assert row.sessions_last_7d == int((mine["session_start"] >= pd.Timestamp(d - timedelta(days=7), tz="UTC")).sum())
+        assert row.total_article_views == mine["article_views"].sum()
+
+
+def test_building_without_data_or_schema_fails_clearly(make_db):
+    empty = make_db()
+    with pytest.raises(NotFound, match="no sessions yet"):
+        build_features(empty, date(2026, 2, 1))
+    with pytest.raises(SchemaMissing, match="ownlens-ml init"):
+        build_features(make_db(init=False), date(2026, 2, 1))
+
+
+def test_date_outside_the_data_is_refused_and_nothing_written(sim):
+    with pytest.raises(NotFound, match="pick a date from"):
+        build_features(sim, date(2020, 1, 1))
+    assert sim.command("SELECT count() FROM customer_user_features WHERE feature_date = '2020-01-01'") == 0
