@@ -18,7 +18,8 @@ def test_seed_000_loader_call_returns_names(sim):
     for column in ["device_type_name", "os_name", "browser_name", "country_name", "city_name", "brand_code"]:
         assert features[column].notna().all(), column
     assert set(features["device_type_name"]) <= {"mobile", "desktop", "tablet"}
-    assert features["total_sessions"].is_monotonic_decreasing
+    again = UserFeaturesLoader(sim).load(feature_date=FEATURE_DATES[0], brand_id="DCH", limit=500)
+    assert list(again["user_id"]) == list(features["user_id"])
 
 
 def test_brand_by_id_code_or_name_and_latest_date_by_default(sim):

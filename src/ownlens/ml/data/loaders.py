@@ -36,7 +36,8 @@ REFERENCE_COLUMNS = """
     dictGetOrNull('dict_browsers', 'browser_name', uf.preferred_browser_id) AS browser_name,
     dictGetOrNull('dict_countries', 'country_name', uf.primary_country_code) AS country_name,
     dictGetOrNull('dict_cities', 'city_name', uf.primary_city_id) AS city_name,
-    dictGetOrNull('dict_categories', 'category_name', uf.preferred_category_id) AS preferred_category_name
+    if(uf.preferred_category_id IS NULL, NULL,
+       dictGetOrNull('dict_categories', 'category_name', assumeNotNull(uf.preferred_category_id))) AS preferred_category_name
 """
 
 
@@ -157,14 +158,18 @@ class UserFeaturesLoader:
         """Features of one date (default: the latest built), optionally for one brand or some users.
 
         ``include_references`` adds human-readable names (brand, device, OS, browser, country,
-        city, category). Rows come most active first, as seed 000 does.
+        city, category). Rows come in the table's order (brand, user), which ClickHouse reads
+        without sorting, so ``limit`` returns the same users every time.
         """
         d = self._date(feature_date)
         params, where = self._filters(d, brand_id, user_ids, limit)
         columns = f"uf.*, {REFERENCE_COLUMNS}" if include_references else "uf.*"
         sql = (f"SELECT {columns} FROM customer_user_features AS uf WHERE {where} "
-               "ORDER BY uf.total_sessions DESC, uf.user_id" + (" LIMIT {limit:UInt64}" if limit else ""))
-        return query_frame(self.client, sql, params)
+               "ORDER BY uf.brand_id, uf.user_id" + (" LIMIT {limit:UInt64}" if limit else ""))
+        frame = query_frame(self.client, sql, params)
+        if frame.empty:
+            self._require_date(d)
+        return frame
 
     def load_with_references(self, feature_date=None, brand_id=None, limit=None) -> pd.DataFrame:
         return self.load(feature_date, brand_id, include_references=True, limit=limit)
@@ -197,10 +202,12 @@ class UserFeaturesLoader:
             if int(limit) < 1:
                 raise InvalidInput(f"limit must be a positive number of rows (got {limit})")
             params["limit"] = int(limit)
+        return params, " AND ".join(where)
+
+    def _require_date(self, d: date) -> None:
         n = int(self.client.command("SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}", parameters={"d": d}))
         if n == 0:
             raise NotFound(f"no features for {d}: run `ownlens-ml features build --date {d}`")
-        return params, " AND ".join(where)
 
 
 def _as_uuid(value) -> str:

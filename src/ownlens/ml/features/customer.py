@@ -14,66 +14,121 @@ from ownlens.ml.warehouse import replace_partition
 ACTIVE_WINDOW_DAYS = 30  # a user gets a feature row for D when active in the 30 days before D
 LABEL_HORIZON_DAYS = 30  # churn: no session in [D, D+30); conversion: a subscription in [D, D+30)
 
-USER_FEATURES_SELECT = """
+def _mode(index: int) -> str:
+    """Most frequent value of field ``index`` of the per-user context tuples (value, ..., sessions).
+
+    Ties go to the larger value, so the result never depends on the order rows were read in.
+    """
+    return (
+        f"arrayReverseSort(arrayMap(v -> (arraySum(arrayMap(t -> if(t.{index} = v, t.7, 0), m.contexts)), v), "
+        f"arrayDistinct(arrayMap(t -> t.{index}, m.contexts))))[1]"
+    )
+
+
+# Three aggregations over the same sessions, joined on user_id: the additive and windowed
+# statistics; the exact "preferred" values, from the few (brand, device, os, browser, country,
+# city) contexts a user has; and the categories read. topK-style states per user would cost
+# gigabytes at a million users, these cost a few hundred bytes.
+USER_FEATURES_SELECT = f"""
 SELECT
-    user_id,
-    {d:Date} AS feature_date,
-    argMin(s.brand_id, session_start) AS brand_id,
-    count() AS total_sessions,
-    sum(s.total_events) AS total_events,
-    avg(session_duration_sec) AS avg_session_duration_sec,
-    total_events / total_sessions AS avg_events_per_session,
-    total_sessions * 7.0 / greatest(days_since_first_session, 1) AS session_frequency,
-    uniqExact(toDate(session_start)) AS active_days,
-    dateDiff('day', toDate(min(session_start)), {d:Date}) AS days_since_first_session,
-    dateDiff('day', toDate(max(session_start)), {d:Date}) AS days_since_last_session,
-    countIf(session_start >= {d:Date} - 7) AS sessions_last_7d,
-    countIf(session_start >= {d:Date} - 30) AS sessions_last_30d,
-    countIf(session_start >= {d:Date} - 60 AND session_start < {d:Date} - 30) AS sessions_prev_30d,
-    uniqExactIf(toDate(session_start), session_start >= {d:Date} - 30) AS active_days_last_30d,
-    (sessions_last_7d / 7.0 + 0.01) / (sessions_last_30d / 30.0 + 0.01) AS activity_trend,
-    sum(page_views) AS total_page_views,
-    sum(article_views) AS total_article_views,
-    sum(article_clicks) AS total_article_clicks,
-    sum(video_plays) AS total_video_plays,
-    sum(newsletter_signups) AS total_newsletter_signups,
-    sum(s.total_engagement_seconds) AS total_engagement_seconds,
-    ifNotFinite(sumIf(avg_scroll_depth * article_views, article_views > 0) / total_article_views, 0) AS avg_scroll_depth,
-    least(100.0, 20 * log1p(sessions_last_30d) + 25 * avg_scroll_depth + 10 * log1p(total_video_plays)
-                 + 15 * click_through_rate + 5 * log1p(total_engagement_seconds / 60)) AS engagement_score,
-    toUInt8(sum(subscriptions) > 0) AS is_subscriber,
-    toUInt8(total_newsletter_signups > 0) AS has_newsletter,
-    total_newsletter_signups / total_sessions AS newsletter_signup_rate,
-    sum(ad_impressions) AS total_ad_impressions,
-    sum(ad_clicks) AS total_ad_clicks,
-    sum(ad_revenue) AS total_ad_revenue,
-    topK(1)(s.brand_id)[1] AS preferred_brand_id,
-    uniqExact(s.brand_id) AS brand_count,
-    arrayMax(sumMap([s.brand_id], [toUInt64(1)]).2) / total_sessions AS brand_loyalty_score,
-    nullIf(topKArray(1)(category_ids)[1], toUUID('00000000-0000-0000-0000-000000000000')) AS preferred_category_id,
-    uniqExactArray(category_ids) AS category_diversity,
-    topK(1)(country_code)[1] AS primary_country_code,
-    topK(1)(city_id)[1] AS primary_city_id,
-    topK(1)(device_type_id)[1] AS preferred_device_type_id,
-    topK(1)(os_id)[1] AS preferred_os_id,
-    topK(1)(browser_id)[1] AS preferred_browser_id,
-    uniqExact(device_type_id) AS device_count,
-    total_article_clicks / greatest(total_article_views, 1) AS click_through_rate,
-    total_events / greatest(sum(session_duration_sec) / 60.0, 1) AS engagement_per_minute,
-    exp(-days_since_last_session / 7.0) AS recency_score,
-    log1p(sessions_last_30d) * active_days_last_30d / 30.0 AS activity_score,
+    a.user_id,
+    {{d:Date}} AS feature_date,
+    a.first_brand_id AS brand_id,
+    a.total_sessions, a.total_events, a.avg_session_duration_sec,
+    a.total_events / a.total_sessions AS avg_events_per_session,
+    a.total_sessions * 7.0 / greatest(a.days_since_first_session, 1) AS session_frequency,
+    a.active_days, a.days_since_first_session, a.days_since_last_session,
+    a.sessions_last_7d, a.sessions_last_30d, a.sessions_prev_30d, a.active_days_last_30d,
+    (a.sessions_last_7d / 7.0 + 0.01) / (a.sessions_last_30d / 30.0 + 0.01) AS activity_trend,
+    a.total_page_views, a.total_article_views, a.total_article_clicks, a.total_video_plays,
+    a.total_newsletter_signups, a.total_engagement_seconds,
+    ifNotFinite(a.scroll_x_views / a.total_article_views, 0) AS avg_scroll_depth,
+    least(100.0, 20 * log1p(a.sessions_last_30d) + 25 * avg_scroll_depth + 10 * log1p(a.total_video_plays)
+                 + 15 * click_through_rate + 5 * log1p(a.total_engagement_seconds / 60)) AS engagement_score,
+    toUInt8(a.subscriptions > 0) AS is_subscriber,
+    toUInt8(a.total_newsletter_signups > 0) AS has_newsletter,
+    a.total_newsletter_signups / a.total_sessions AS newsletter_signup_rate,
+    a.total_ad_impressions, a.total_ad_clicks, a.total_ad_revenue,
+    {_mode(1)}.2 AS preferred_brand_id,
+    length(arrayDistinct(arrayMap(t -> t.1, m.contexts))) AS brand_count,
+    {_mode(1)}.1 / a.total_sessions AS brand_loyalty_score,
+    k.preferred_category_id,
+    ifNull(k.category_diversity, 0) AS category_diversity,
+    {_mode(5)}.2 AS primary_country_code,
+    {_mode(6)}.2 AS primary_city_id,
+    {_mode(2)}.2 AS preferred_device_type_id,
+    {_mode(3)}.2 AS preferred_os_id,
+    {_mode(4)}.2 AS preferred_browser_id,
+    length(arrayDistinct(arrayMap(t -> t.2, m.contexts))) AS device_count,
+    a.total_article_clicks / greatest(a.total_article_views, 1) AS click_through_rate,
+    a.total_events / greatest(a.total_duration_sec / 60.0, 1) AS engagement_per_minute,
+    exp(-a.days_since_last_session / 7.0) AS recency_score,
+    log1p(a.sessions_last_30d) * a.active_days_last_30d / 30.0 AS activity_score,
     toJSONString(map(
-        'weekend_session_share', countIf(toDayOfWeek(session_start) >= 6) / total_sessions,
-        'evening_session_share', countIf(toHour(session_start) >= 18) / total_sessions,
-        'morning_session_share', countIf(toHour(session_start) < 10) / total_sessions,
-        'avg_articles_per_session', total_article_views / total_sessions,
-        'ad_click_rate', total_ad_clicks / greatest(total_ad_impressions, 1)
+        'weekend_session_share', a.weekend_sessions / a.total_sessions,
+        'evening_session_share', a.evening_sessions / a.total_sessions,
+        'morning_session_share', a.morning_sessions / a.total_sessions,
+        'avg_articles_per_session', a.total_article_views / a.total_sessions,
+        'ad_click_rate', a.total_ad_clicks / greatest(a.total_ad_impressions, 1)
     )) AS ml_features,
     now() AS computed_at
-FROM customer_sessions AS s
-WHERE session_start < {d:Date}
-GROUP BY user_id
-HAVING max(session_start) >= {d:Date} - 30
+FROM (
+    SELECT
+        user_id,
+        argMin(brand_id, session_start) AS first_brand_id,
+        count() AS total_sessions,
+        sum(total_events) AS total_events,
+        avg(session_duration_sec) AS avg_session_duration_sec,
+        sum(session_duration_sec) AS total_duration_sec,
+        uniqExact(toDate(session_start)) AS active_days,
+        dateDiff('day', toDate(min(session_start)), {{d:Date}}) AS days_since_first_session,
+        dateDiff('day', toDate(max(session_start)), {{d:Date}}) AS days_since_last_session,
+        countIf(session_start >= {{d:Date}} - 7) AS sessions_last_7d,
+        countIf(session_start >= {{d:Date}} - 30) AS sessions_last_30d,
+        countIf(session_start >= {{d:Date}} - 60 AND session_start < {{d:Date}} - 30) AS sessions_prev_30d,
+        -- distinct days among the last 30, as bits of one integer: exact and O(1) per user
+        bitCount(groupBitOrIf(bitShiftLeft(toUInt64(1), dateDiff('day', toDate(session_start), {{d:Date}})),
+                              session_start >= {{d:Date}} - 30)) AS active_days_last_30d,
+        sum(page_views) AS total_page_views,
+        sum(article_views) AS total_article_views,
+        sum(article_clicks) AS total_article_clicks,
+        sum(video_plays) AS total_video_plays,
+        sum(newsletter_signups) AS total_newsletter_signups,
+        sum(total_engagement_seconds) AS total_engagement_seconds,
+        sumIf(avg_scroll_depth * article_views, article_views > 0) AS scroll_x_views,
+        sum(subscriptions) AS subscriptions,
+        sum(ad_impressions) AS total_ad_impressions,
+        sum(ad_clicks) AS total_ad_clicks,
+        sum(ad_revenue) AS total_ad_revenue,
+        countIf(toDayOfWeek(session_start) >= 6) AS weekend_sessions,
+        countIf(toHour(session_start) >= 18) AS evening_sessions,
+        countIf(toHour(session_start) < 10) AS morning_sessions
+    FROM customer_sessions
+    WHERE session_start < {{d:Date}}
+    GROUP BY user_id
+    HAVING max(session_start) >= {{d:Date}} - 30
+) AS a
+INNER JOIN (
+    SELECT user_id, groupArray((brand_id, device_type_id, os_id, browser_id, country_code, city_id, n)) AS contexts
+    FROM (
+        SELECT user_id, brand_id, device_type_id, os_id, browser_id, country_code, city_id, count() AS n
+        FROM customer_sessions
+        WHERE session_start < {{d:Date}}
+        GROUP BY user_id, brand_id, device_type_id, os_id, browser_id, country_code, city_id
+    )
+    GROUP BY user_id
+) AS m ON m.user_id = a.user_id
+LEFT JOIN (
+    SELECT user_id, argMax(category_id, (n, category_id)) AS preferred_category_id, count() AS category_diversity
+    FROM (
+        SELECT user_id, category_id, count() AS n
+        FROM customer_sessions ARRAY JOIN category_ids AS category_id
+        WHERE session_start < {{d:Date}}
+        GROUP BY user_id, category_id
+    )
+    GROUP BY user_id
+) AS k ON k.user_id = a.user_id
+SETTINGS join_use_nulls = 1
 """
 
 LABELS_SELECT = """

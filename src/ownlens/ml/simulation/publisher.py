@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -533,23 +534,34 @@ def simulate(client: Client, cfg: SimulationConfig, progress=None) -> dict:
     client.command(f"CREATE TABLE {staging} AS customer_events ENGINE = Memory")
     combos = device_combos_cache()
     sessions = 0
-    try:
-        for batch, first in enumerate(range(0, cfg.users, USERS_PER_BATCH)):
-            n = min(USERS_PER_BATCH, cfg.users - first)
-            users = _make_users(cfg, batch, n, combos)
-            events, n_sessions = _make_events(cfg, users, articles, batch)
-            client.insert_arrow("sim_users", _users_table(cfg, users))
-            if events is not None:
-                client.insert_arrow(staging, events)
-                client.command(f"INSERT INTO customer_events SELECT * FROM {staging}")
-                client.command(SESSIONS_FROM_EVENTS, parameters={"staging": staging})
-                client.command(CONTENT_EVENTS_FROM_EVENTS, parameters={"staging": staging})
-                client.command(f"TRUNCATE TABLE {staging}")
-            sessions += n_sessions
-            if progress:
-                progress(first + n, cfg.users)
-    finally:
-        client.command(f"DROP TABLE IF EXISTS {staging}")
+
+    def generate(batch: int, first: int):
+        users = _make_users(cfg, batch, min(USERS_PER_BATCH, cfg.users - first), combos)
+        return users, *_make_events(cfg, users, articles, batch)
+
+    starts = list(range(0, cfg.users, USERS_PER_BATCH))
+    # numpy generation of the next batch overlaps the warehouse work on this one; at most
+    # two batches are in memory at a time.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ownlens-sim") as pool:
+        try:
+            pending = pool.submit(generate, 0, 0)
+            for batch, first in enumerate(starts):
+                users, events, n_sessions = pending.result()
+                if batch + 1 < len(starts):
+                    pending = pool.submit(generate, batch + 1, starts[batch + 1])
+                client.insert_arrow("sim_users", _users_table(cfg, users))
+                if events is not None:
+                    # many small record batches insert several times faster than one huge one
+                    client.insert_arrow(staging, pa.Table.from_batches(events.to_batches(max_chunksize=65536)))
+                    client.command(f"INSERT INTO customer_events SELECT * FROM {staging}")
+                    client.command(SESSIONS_FROM_EVENTS, parameters={"staging": staging})
+                    client.command(CONTENT_EVENTS_FROM_EVENTS, parameters={"staging": staging})
+                    client.command(f"TRUNCATE TABLE {staging}")
+                sessions += n_sessions
+                if progress:
+                    progress(first + len(users.ids), cfg.users)
+        finally:
+            client.command(f"DROP TABLE IF EXISTS {staging}")
     params = {k: (str(v) if isinstance(v, date) else v) for k, v in asdict(cfg).items()}
     client.command(
         "INSERT INTO sim_runs (run_id, seed, users, days, start_date, parameters) "
