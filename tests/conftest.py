@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import uuid
 from datetime import date
 
@@ -12,6 +14,9 @@ from ownlens.ml.data.loaders import reload_reference_dictionaries
 from ownlens.ml.features.build import build_features
 from ownlens.ml.simulation import SimulationConfig, simulate
 from ownlens.ml.warehouse import connect, embedded_dsn
+
+# artifacts and reports of in-process tests go to a throw-away home, never ~/.ownlens
+os.environ["OWNLENS_HOME"] = tempfile.mkdtemp(prefix="ownlens-test-home-")
 
 SMALL = SimulationConfig(users=3_000, days=70, start=date(2026, 1, 5), seed=11)
 FEATURE_DATES = [date(2026, 2, 2), date(2026, 2, 9)]
@@ -35,9 +40,7 @@ def make_db(warehouse_path):
     return make
 
 
-@pytest.fixture(scope="session")
-def sim(make_db):
-    """A small simulated publisher with features built for two dates; treat as read-only."""
+def _simulated(make_db):
     client = make_db()
     simulate(client, SMALL)
     reload_reference_dictionaries(client)
@@ -46,6 +49,18 @@ def sim(make_db):
     return client
 
 
+@pytest.fixture(scope="session")
+def sim(make_db):
+    """A small simulated publisher with features built for two dates; treat as read-only."""
+    return _simulated(make_db)
+
+
 @pytest.fixture
 def db(make_db):
     return make_db()
+
+
+@pytest.fixture(scope="session")
+def labelled(make_db):
+    """The same publisher in its own database, for training (models write to its ml_* tables)."""
+    return _simulated(make_db)

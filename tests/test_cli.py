@@ -64,3 +64,44 @@ def test_every_command_has_help_with_an_example(tmp_path):
     for command in [["init"], ["simulate"], ["features", "build"], ["features", "quality"], ["explore"], ["status"], ["demo"]]:
         result = run([*command, "--help"], tmp_path)
         assert result.returncode == 0 and "Example" in result.stdout, command
+
+
+def test_train_predict_evaluate_and_registry_commands(tmp_path):
+    assert run(["init"], tmp_path).returncode == 0
+    assert run(["simulate", "--users", "1500", "--days", "60", "--seed", "3"], tmp_path).returncode == 0
+    built = run(["features", "build", "--date", "2026-01-26"], tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert run(["features", "build", "--date", "2026-02-02"], tmp_path).returncode == 0
+
+    trained = run(["train", "churn", "--json", "--promote"], tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    result = json.loads(trained.stdout)
+    assert result["version"] == "1.0.0" and result["split"]["test_date"] == "2026-02-02"
+    assert result["metrics"]["roc_auc"] > 0.7 and result["oracle"]["roc_auc"] > result["metrics"]["roc_auc"] - 0.05
+    assert "data:image/png;base64" in open(result["report"]).read()
+
+    listed = json.loads(run(["models", "list", "--json"], tmp_path).stdout)
+    assert [(m["model"], m["version"], m["stage"]) for m in listed] == [("churn", "1.0.0", "production")]
+
+    scored = run(["predict", "churn", "--json"], tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    scored = json.loads(scored.stdout)
+    assert scored["rows"] > 300 and scored["date"] == "2026-02-02" and scored["version"] == "1.0.0"
+
+    evaluated = json.loads(run(["evaluate", "churn", "--json"], tmp_path).stdout)
+    assert evaluated["metrics"]["roc_auc"] == pytest.approx(result["metrics"]["roc_auc"], abs=0.1)
+    assert "roc_auc" in evaluated["oracle"]
+
+    unknown = run(["predict", "churn", "--user", "00000000-0000-4000-8000-000000000000", "--json"], tmp_path)
+    assert unknown.returncode == 0 and json.loads(unknown.stdout)["unknown_users"] == ["00000000-0000-4000-8000-000000000000"]
+
+    for args, code, message in [
+        (["train", "nope"], 2, "unknown model 'nope'"),
+        (["predict", "nope"], 3, "unknown model 'nope'"),
+        (["models", "promote", "churn", "9.9.9"], 3, "has no version '9.9.9'"),
+        (["models", "rollback", "churn"], 3, "nothing to roll back to"),
+        (["evaluate", "conversion"], 3, "no model named 'conversion'"),
+        (["train", "churn", "--test-date", "2026-02-20"], 3, "no labelled rows for churn on 2026-02-20"),
+    ]:
+        bad = run(args, tmp_path)
+        assert bad.returncode == code and message in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)

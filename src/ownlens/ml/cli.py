@@ -20,6 +20,8 @@ from ownlens.ml.errors import InvalidInput, OwnLensError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="OwnLens ML: features, models and serving on your ClickHouse warehouse.")
 features_app = typer.Typer(no_args_is_help=True, help="Build and check point-in-time feature tables.")
 app.add_typer(features_app, name="features")
+models_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote and roll back registered model versions.")
+app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 out = Console()
 log = logging.getLogger("ownlens")
@@ -230,6 +232,242 @@ def status(
     _emit({k: v for k, v in payload["rows"].items() if v}, False, "rows")
 
 
+def _spec(name: str):
+    from ownlens.ml.models import get_spec
+
+    return get_spec(name)
+
+
+def _rounded(obj):
+    if isinstance(obj, float):
+        return round(obj, 4)
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    return obj
+
+
+def _metrics_table(title: str, metrics: dict, oracle: dict | None, targets: dict) -> Table:
+    table = Table(title=title)
+    for column in ("metric", "model", "oracle", "seed target"):
+        table.add_column(column, justify="right")
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            o = (oracle or {}).get(key)
+            target = targets.get(key)
+            mark = "" if target is None else (" ✓" if value >= target else " ✗")
+            table.add_row(key, f"{value:.4f}", "" if o is None else f"{o:.4f}", "" if target is None else f"{target}{mark}")
+    return table
+
+
+TRAINABLE = "churn, conversion, engagement, all, or baselines"
+
+
+@app.command(epilog="Examples: ownlens-ml train churn --promote\n\nownlens-ml train conversion --test-date 2026-03-02 --json\n\n"
+                    "ownlens-ml train baselines --model churn")
+def train(
+    model: str = typer.Argument(..., help=f"What to train: {TRAINABLE}."),
+    feature_date: Optional[str] = typer.Option(None, "--date", help="Train and test on one feature date (random split)."),
+    test_date: Optional[str] = typer.Option(None, "--test-date", help="Test on this date, train on up to 4 labelled dates before it (default: the latest labelled date)."),
+    brand: Optional[str] = typer.Option(None, "--brand", help="Only this brand (id, code or name)."),
+    limit: Optional[int] = typer.Option(None, help="At most this many rows."),
+    test_size: float = typer.Option(0.25, help="Test share for a random split."),
+    algorithm: Optional[str] = typer.Option(None, help="Override the model's algorithm (xgboost, lightgbm, logistic, random_forest, mlp, linear)."),
+    tune: int = typer.Option(0, help="Optuna trials of hyper-parameter search (needs the tune extra); 0 = off."),
+    cv: int = typer.Option(0, help="Also report k-fold cross-validation on the training rows; 0 = off."),
+    baseline_model: Optional[str] = typer.Option(None, "--model", help="With `baselines`: only this model."),
+    promote: bool = typer.Option(False, help="Promote the new version to production."),
+    report: bool = typer.Option(True, help="Write the HTML evaluation report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics (oracle included) as JSON."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+):
+    """Train a model on customer_user_features, evaluate it on later dates next to the oracle, register it."""
+    from ownlens.ml.models import MODELS
+    from ownlens.ml.models.evaluation import write_report
+    from ownlens.ml.models.training import compare_baselines, train as run_training
+    from ownlens.ml.registry import store
+    from ownlens.ml.settings import get_settings
+
+    if model not in (*MODELS, "all", "baselines"):
+        raise InvalidInput(f"unknown model {model!r}: choose {TRAINABLE}")
+    client = _connect(dsn)
+    split = dict(feature_date=parse_date(feature_date, "--date"), test_date=parse_date(test_date, "--test-date"),
+                 brand_id=brand, limit=limit, test_size=test_size)
+    results = {}
+    if model == "baselines":
+        names = [baseline_model] if baseline_model else list(MODELS)
+        for name in names:
+            with console.status(f"training {name} and its baselines"):
+                results[name] = compare_baselines(_spec(name), client, **split)
+        if as_json:
+            out.print_json(json.dumps(_rounded(results), default=str))
+            return
+        for name, result in results.items():
+            primary = _spec(name).primary_metric
+            table = Table(title=f"{name}: {primary} on {result['split']['test_rows']:,} test rows ({result['split']['kind']})")
+            table.add_column("algorithm"); table.add_column(primary, justify="right"); table.add_column("fit s", justify="right")
+            for algo, metrics in result["results"].items():
+                table.add_row(algo, f"{metrics[primary]:.4f}", f"{metrics['fit_s']:.1f}")
+            if result["oracle"]:
+                table.add_row("oracle", f"{result['oracle'][primary]:.4f}", "")
+            out.print(table)
+        return
+    names = list(MODELS) if model == "all" else [model]
+    for name in names:
+        spec = _spec(name)
+        with console.status(f"training {name}"):
+            result = run_training(spec, client, algorithm=algorithm, tune_trials=tune, cv_folds=cv, **split)
+        summary = result.summary()
+        if promote:
+            store.promote(client, name, result.model.version)
+            summary["stage"] = "production"
+        if report:
+            path = write_report(spec, result.model, result.test, result.metrics, result.oracle_metrics,
+                                get_settings().reports_dir / "models" / name / str(result.model.version), result.split)
+            summary["report"] = str(path)
+        results[name] = summary
+        if not as_json:
+            out.print(_metrics_table(f"{name} {result.model.version} · {result.split['test_rows']:,} test rows · "
+                                     f"{result.split['kind']}", result.metrics, result.oracle_metrics, spec.targets))
+            if "report" in summary:
+                out.print(f"report: {summary['report']}")
+    if as_json:
+        out.print_json(json.dumps(_rounded(results if len(results) > 1 else results[names[0]]), default=str))
+
+
+@app.command(epilog="Examples: ownlens-ml predict churn --date 2026-03-09\n\nownlens-ml predict churn --user 3f2b8c1e-0000-4000-8000-000000000000")
+def predict(
+    model: str = typer.Argument(..., help="Model name: churn, conversion or engagement."),
+    feature_date: Optional[str] = typer.Option(None, "--date", help="Feature date to score (default: the latest built)."),
+    brand: Optional[str] = typer.Option(None, "--brand", help="Only this brand (id, code or name)."),
+    version: str = typer.Option("production", help="Version or stage to use (falls back to the latest when nothing is in production)."),
+    user: Optional[list[str]] = typer.Option(None, "--user", help="Score just these users (repeatable) and print the result."),
+    article: Optional[list[str]] = typer.Option(None, "--article", help="With --user, for click: the articles to score (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+):
+    """Score users with a registered model and store the predictions (ml_model_predictions and the model's table)."""
+    from ownlens.ml.data.loaders import latest_feature_date
+    from ownlens.ml.models.prediction import Scorer, predict_batch
+    from ownlens.ml.registry import store
+
+    spec = _spec(model)
+    client = _connect(dsn)
+    trained = store.load(client, model, version)
+    d = parse_date(feature_date, "--date") or latest_feature_date(client)
+    if user:
+        keys = list(user)
+        if spec.source is not None:
+            if not article:
+                raise InvalidInput(f"{model} scores user x article pairs: add --article ID")
+            keys = [(u, a) for u in user for a in article]
+        frame = Scorer(spec, client, trained).score(keys, d)
+        if as_json:
+            out.print_json(json.dumps({"predictions": json.loads(frame.to_json(orient="records", date_format="iso")),
+                                       "unknown_users": frame.attrs.get("unknown_users", []),
+                                       "message": frame.attrs.get("message")}))
+        else:
+            out.print(frame.to_string(index=False) if not frame.empty else "no predictions")
+            if frame.attrs.get("message"):
+                console.print(frame.attrs["message"])
+        return
+    with _progress() as progress:
+        task = progress.add_task(f"scoring {model}", total=None)
+        result = predict_batch(spec, client, trained, d, brand, progress=lambda n: progress.update(task, completed=n))
+    _emit(result, as_json, f"{model} predictions")
+
+
+@app.command(epilog="Example: ownlens-ml evaluate churn --version production --test-date 2026-03-02 --json")
+def evaluate(
+    model: str = typer.Argument(..., help="Model name: churn, conversion or engagement."),
+    version: str = typer.Option("production", help="Version or stage to evaluate."),
+    test_date: Optional[str] = typer.Option(None, "--test-date", help="Labelled feature date to evaluate on (default: the latest)."),
+    brand: Optional[str] = typer.Option(None, "--brand", help="Only this brand."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics (oracle included) as JSON."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+):
+    """Evaluate a registered version on labelled rows: metrics, oracle, seed targets and an HTML report."""
+    from ownlens.ml.models.evaluation import evaluate_registered
+
+    spec = _spec(model)
+    result = evaluate_registered(spec, _connect(dsn), version, parse_date(test_date, "--test-date"), brand_id=brand)
+    if as_json:
+        out.print_json(json.dumps(_rounded(result), default=str))
+        return
+    out.print(_metrics_table(f"{model} {result['version']} on {result['split']['test_date']}", result["metrics"],
+                             result["oracle"], spec.targets))
+    out.print(f"report: {result['report']}")
+
+
+@models_app.command("list", epilog="Example: ownlens-ml models list churn --json")
+def models_list(
+    name: Optional[str] = typer.Argument(None, help="Only this model."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+):
+    """Registered versions, newest first, with stage and primary metric."""
+    from ownlens.ml.registry import store
+
+    rows = store.versions(_connect(dsn), name)
+    if name and rows.empty:
+        _spec(name)  # an unknown name gets the clear error
+    records = []
+    for _, r in rows.iterrows():
+        metrics = json.loads(r["metrics"] or "{}")
+        records.append({"model": r["model_name"], "version": r["model_version"], "stage": r["stage"], "algorithm": r["algorithm"],
+                        "roc_auc": metrics.get("roc_auc"), "r2": metrics.get("r2"), "created_at": str(r["created_at"])})
+    if as_json:
+        out.print_json(json.dumps(_rounded(records)))
+        return
+    table = Table(title="registered models")
+    for column in ("model", "version", "stage", "algorithm", "roc_auc", "r2", "created_at"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(*["" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)) for v in r.values()])
+    out.print(table if records else "no models registered yet: ownlens-ml train churn")
+
+
+@models_app.command("show", epilog="Example: ownlens-ml models show churn 1.0.0")
+def models_show(
+    name: str = typer.Argument(..., help="Model name."),
+    version: str = typer.Argument("latest", help="Version, stage (production...) or latest."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+):
+    """Everything the registry knows about one version, as JSON."""
+    from ownlens.ml.registry import store
+
+    row = store.get(_connect(dsn), name, version)
+    row["metrics"] = json.loads(row["metrics"] or "{}")
+    row["input_schema"] = json.loads(row["input_schema"] or "{}")
+    row["feature_names"] = list(row["feature_names"])
+    out.print_json(json.dumps(_rounded(row), default=str))
+
+
+@models_app.command("promote", epilog="Example: ownlens-ml models promote churn 1.1.0")
+def models_promote(
+    name: str = typer.Argument(..., help="Model name."),
+    version: str = typer.Argument(..., help="Version to promote."),
+    stage: str = typer.Option("production", help="Target stage: candidate, staging, production or archived."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+):
+    """Move a version to a stage; the previous production version is archived."""
+    from ownlens.ml.registry import store
+
+    row = store.promote(_connect(dsn), name, version, stage)
+    out.print(f"{name} {row['model_version']} is now {row['stage']}")
+
+
+@models_app.command("rollback", epilog="Example: ownlens-ml models rollback churn")
+def models_rollback(
+    name: str = typer.Argument(..., help="Model name."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+):
+    """Put the previous production version back in production."""
+    from ownlens.ml.registry import store
+
+    row = store.rollback(_connect(dsn), name)
+    out.print(f"{name} {row['model_version']} is production again")
+
+
 def demo_feature_dates(first: date, last: date) -> list[date]:
     """Weekly feature dates with complete 30-day label windows, plus the day after the data ends."""
     latest_labelled = last - timedelta(days=29)
@@ -248,7 +486,7 @@ def demo(
     seed: int = typer.Option(7, help="Random seed."),
     dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
 ):
-    """The whole loop on the embedded warehouse: init, simulate a publisher, build features, write the exploration report."""
+    """The whole loop on the embedded warehouse: init, simulate, features, exploration, train, register, predict."""
     from ownlens.ml import schema
     from ownlens.ml.data.exploration import explore as write_report
     from ownlens.ml.data.loaders import reload_reference_dictionaries
@@ -276,12 +514,37 @@ def demo(
             build_features(client, d)
             progress.advance(task)
     report = write_report(client, get_settings().reports_dir / "exploration", dates[-2] if len(dates) > 1 else dates[-1])
+    from ownlens.ml.models import MODELS
+    from ownlens.ml.models.evaluation import write_report as write_model_report
+    from ownlens.ml.models.prediction import predict_batch
+    from ownlens.ml.models.training import train as run_training
+    from ownlens.ml.registry import store
+
+    trained_rows = []
+    with _progress() as progress:
+        task = progress.add_task("training, registering and scoring models", total=len(MODELS))
+        for name, spec in MODELS.items():
+            result = run_training(spec, client)
+            store.promote(client, name, result.model.version)
+            path = write_model_report(spec, result.model, result.test, result.metrics, result.oracle_metrics,
+                                      get_settings().reports_dir / "models" / name / str(result.model.version), result.split)
+            scored = predict_batch(spec, client, result.model, dates[-1])
+            key = spec.primary_metric
+            oracle = (result.oracle_metrics or {}).get(key)
+            trained_rows.append((f"model {name} {result.model.version}",
+                                 f"{key} {result.metrics[key]:.3f} (oracle {oracle:.3f}) · {scored['rows']:,} users scored for "
+                                 f"{dates[-1]} → {spec.predictions_table} · {path}" if oracle is not None else
+                                 f"{key} {result.metrics[key]:.3f} · {scored['rows']:,} users scored · {path}"))
+            progress.advance(task)
     table = Table(title=f"OwnLens demo finished in {time.perf_counter() - started:.0f} s", show_header=False)
     table.add_row("warehouse", describe_dsn(resolve_dsn(dsn)))
     table.add_row("simulated", f"{sim['users']:,} users, {sim['sessions']:,} sessions, {sim['events']:,} events, {sim['from']} .. {sim['to']}")
     table.add_row("feature dates", ", ".join(str(d) for d in dates))
     table.add_row("exploration report", str(report))
-    table.add_row("next", "ownlens-ml status · ownlens-ml features quality · python: UserFeaturesLoader().load(include_references=True)")
+    for row in trained_rows:
+        table.add_row(*row)
+    table.add_row("next", "ownlens-ml models list · ownlens-ml predict churn --user ID · ownlens-ml evaluate churn · "
+                          "python: ChurnPredictor().predict(user_id)")
     out.print(table)
 
 

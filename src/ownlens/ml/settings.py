@@ -19,6 +19,7 @@ class Settings(BaseSettings):
 
     home: Path = Path("~/.ownlens")
     dsn: str | None = None
+    artifacts: str | None = None  # where model artifacts go: a directory or an fsspec URL
 
     @property
     def home_dir(self) -> Path:
@@ -27,6 +28,10 @@ class Settings(BaseSettings):
     @property
     def default_dsn(self) -> str:
         return f"chdb://{self.home_dir / 'warehouse'}"
+
+    @property
+    def artifacts_uri(self) -> str:
+        return self.artifacts or str(self.home_dir / "artifacts")
 
     @property
     def reports_dir(self) -> Path:

@@ -117,14 +117,20 @@ def _first_line(exc: BaseException) -> str:
 
 def replace_partition(
     client: Client, table: str, partition: object, select_sql: str | None = None, parameters: dict | None = None,
-    *, rows: "pa.Table | None" = None, partition_type: str = "Date",
+    *, rows: "pa.Table | None" = None, partition_type: str | tuple[str, ...] = "Date",
 ) -> int:
     """Write ``select_sql`` (or Arrow ``rows``) into a staging copy of ``table``, then swap it in as one partition.
 
     Atomic from a reader's view: either the old rows or the new ones, never a mix, and a failed
     query leaves the table untouched. Returns the number of rows written; raises :class:`NotFound`
-    when there is nothing to write (the old partition is then kept).
+    when there is nothing to write (the old partition is then kept). A tuple ``partition``
+    (with a tuple of ``partition_type``) names a partition of a table partitioned by a tuple.
     """
+    if isinstance(partition, tuple):
+        partition_sql = "tuple(" + ", ".join(f"{{p{i}:{t}}}" for i, t in enumerate(partition_type)) + ")"
+        partition_params = {f"p{i}": v for i, v in enumerate(partition)}
+    else:
+        partition_sql, partition_params = f"{{p:{partition_type}}}", {"p": partition}
     staging = f"_staging_{table}_{uuid.uuid4().hex[:12]}"
     client.command(f"CREATE TABLE {staging} AS {table}")
     try:
@@ -136,7 +142,7 @@ def replace_partition(
         if rows == 0:
             raise NotFound(f"no rows to write to {table} for {partition}: is there data before that date?")
         client.command(
-            f"ALTER TABLE {table} REPLACE PARTITION {{p:{partition_type}}} FROM {staging}", parameters={"p": partition}
+            f"ALTER TABLE {table} REPLACE PARTITION {partition_sql} FROM {staging}", parameters=partition_params
         )
         return rows
     finally:

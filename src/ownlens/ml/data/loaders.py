@@ -106,7 +106,8 @@ def _client(client: Client | None) -> Client:
     return client if client is not None else connect()
 
 
-def _as_date(value, name: str) -> date:
+def as_date(value, name: str = "date") -> date:
+    """A date from a date, datetime or YYYY-MM-DD text; InvalidInput naming ``name`` otherwise."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -186,7 +187,7 @@ class UserFeaturesLoader:
         return out
 
     def _date(self, feature_date) -> date:
-        return latest_feature_date(self.client) if feature_date is None else _as_date(feature_date, "feature_date")
+        return latest_feature_date(self.client) if feature_date is None else as_date(feature_date, "feature_date")
 
     def _filters(self, d, brand_id, user_ids, limit):
         params = {"d": d}
@@ -196,7 +197,7 @@ class UserFeaturesLoader:
             params["brand"] = brand
             where.append("uf.brand_id = {brand:UUID}")
         if user_ids:
-            params["users"] = [_as_uuid(u) for u in user_ids]
+            params["users"] = [as_uuid(u) for u in user_ids]
             where.append("uf.user_id IN {users:Array(UUID)}")
         if limit is not None:
             if int(limit) < 1:
@@ -210,7 +211,7 @@ class UserFeaturesLoader:
             raise NotFound(f"no features for {d}: run `ownlens-ml features build --date {d}`")
 
 
-def _as_uuid(value) -> str:
+def as_uuid(value) -> str:
     import uuid
 
     try:
@@ -230,7 +231,7 @@ class _RangeLoader:
         self.client = _client(client)
 
     def _query(self, start, end, brand_id, user_id, extra_where="", extra_params=None):
-        params = {"start": _as_date(start, "start"), "end": _as_date(end, "end")}
+        params = {"start": as_date(start, "start"), "end": as_date(end, "end")}
         if params["end"] < params["start"]:
             raise InvalidInput(f"end ({params['end']}) is before start ({params['start']})")
         where = [f"{self.time_column} >= {{start:Date}}", f"{self.time_column} < {{end:Date}} + 1"]
@@ -239,7 +240,7 @@ class _RangeLoader:
             params["brand"] = brand
             where.append("brand_id = {brand:UUID}")
         if user_id:
-            params["user"] = _as_uuid(user_id)
+            params["user"] = as_uuid(user_id)
             where.append("user_id = {user:UUID}")
         if extra_where:
             where.append(extra_where)
@@ -288,7 +289,7 @@ class EditorialLoader:
         self.client = _client(client)
 
     def articles(self, brand_id=None, published_before=None, limit: int = MAX_ROWS_PER_BATCH) -> pd.DataFrame:
-        params = {"limit": int(limit), "before": _as_date(published_before, "published_before") if published_before else date(2262, 1, 1)}
+        params = {"limit": int(limit), "before": as_date(published_before, "published_before") if published_before else date(2262, 1, 1)}
         where = ["publish_timestamp < {before:Date}"]
         brand = resolve_brand(self.client, brand_id)
         if brand:
@@ -313,7 +314,7 @@ class EditorialLoader:
         return self._performance("editorial_category_performance", performance_date, brand_id, "total_views_30d DESC")
 
     def _performance(self, table, performance_date, brand_id, order) -> pd.DataFrame:
-        params = {"d": _as_date(performance_date, "performance_date")}
+        params = {"d": as_date(performance_date, "performance_date")}
         where = "performance_date = {d:Date}"
         brand = resolve_brand(self.client, brand_id)
         if brand:

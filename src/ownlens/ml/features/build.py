@@ -12,6 +12,7 @@ from ownlens.ml.features import customer, editorial
 
 STEPS = [
     ("customer_user_features", customer.build_user_features),
+    ("customer_user_feature_vectors", customer.build_user_feature_vectors),
     ("customer_user_labels", customer.build_labels),
     ("customer_session_summary_daily", customer.build_session_summary),
     ("editorial_article_performance", editorial.build_article_performance),

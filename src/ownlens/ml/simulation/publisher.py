@@ -257,7 +257,7 @@ def _geometric_days(rng, p, n):
 
 def _make_users(cfg: SimulationConfig, batch: int, n: int, combos) -> Users:
     rng = np.random.default_rng([cfg.seed, batch])
-    n_brands, n_cats = len(cat.BRANDS), len(cat.CATEGORIES)
+    n_cats = len(cat.CATEGORIES)
     brand_share = np.cumsum([b[2] for b in cat.BRANDS])
     country_share = np.cumsum([c[4] for c in cat.COUNTRIES])
     combo_share = np.cumsum([c.share for c in combos])

@@ -57,6 +57,17 @@ def churn_and_conversion(stage, activity, fading, a, h, c, factors) -> tuple[np.
     return churn, convert
 
 
+def expected_sessions(stage, activity, fading, a, h, factors) -> np.ndarray:
+    """Expected number of sessions in the next ``len(factors)`` days given the latent state (Poisson rates)."""
+    total = np.zeros_like(activity, dtype=float)
+    p_engaged = (stage == 0).astype(float)
+    p_fading = (stage == 1).astype(float)
+    for factor in factors:
+        total += factor * (p_engaged * activity + p_fading * fading)
+        p_engaged, p_fading = p_engaged * (1 - a), p_fading * (1 - h) + p_engaged * a
+    return total
+
+
 def build_truth(client: Client, d: date) -> int:
     """sim_user_truth for ``d``: the oracle probabilities for every user with features on ``d`` (0 without a simulation)."""
     if not int(client.command("SELECT count() FROM sim_runs")):
@@ -75,11 +86,15 @@ def build_truth(client: Client, d: date) -> int:
         stage, col("activity_rate"), col("fading_activity_rate"), col("fade_hazard"), col("churn_hazard"),
         conversion, _day_factors(client, d),
     )
+    expected = expected_sessions(
+        stage, col("activity_rate"), col("fading_activity_rate"), col("fade_hazard"), col("churn_hazard"), _day_factors(client, d),
+    )
     rows = pa.table({
         "user_id": t.column("user_id"),
         "feature_date": pa.array([d] * t.num_rows, type=pa.date32()),
         "stage": pa.array(np.array(["engaged", "fading", "gone"])[stage]),
         "churn_probability": churn,
         "conversion_probability": convert,
+        "expected_sessions_30d": expected,
     })
     return replace_partition(client, "sim_user_truth", d, rows=rows)

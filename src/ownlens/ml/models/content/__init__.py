@@ -1,0 +1,1 @@
+"""Content models: user x article pairs."""

@@ -1,0 +1,45 @@
+"""Churn: will a user have no session in the 30 days after the feature date? (XGBoost, seed 003)"""
+
+import numpy as np
+
+from ownlens.ml.models.base import BaseEvaluator, BaseFeatureEngineer, BaseMLModel, BasePredictor, BaseTrainer
+from ownlens.ml.models.customer import USER_FEATURES
+from ownlens.ml.models.estimators import OwnLensClassifier
+from ownlens.ml.models.spec import ModelSpec
+
+CHURN = ModelSpec(
+    name="churn",
+    task="binary",
+    description="P(no session in the 30 days after the feature date)",
+    features=USER_FEATURES,
+    label="l.churned_30d",
+    oracle="t.churn_probability",
+    estimator=OwnLensClassifier,
+    algorithm="xgboost",
+    predictions_table="customer_churn_predictions",
+    output="churn_probability",
+    level=lambda p: np.select([p >= 0.6, p >= 0.3], ["high", "medium"], "low"),
+    level_column="churn_risk_level",
+    decision_column="is_churned",
+    targets={"roc_auc": 0.85, "precision": 0.80, "recall": 0.75},
+)
+
+
+class ChurnModel(BaseMLModel):
+    spec = CHURN
+
+
+class ChurnTrainingPipeline(BaseTrainer):
+    spec, model_class = CHURN, ChurnModel
+
+
+class ChurnPredictor(BasePredictor):
+    spec = CHURN
+
+
+class ChurnEvaluator(BaseEvaluator):
+    spec = CHURN
+
+
+class ChurnFeatureEngineer(BaseFeatureEngineer):
+    spec = CHURN

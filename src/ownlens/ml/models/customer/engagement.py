@@ -1,0 +1,47 @@
+"""Engagement: how many sessions will a user have in the 30 days after the feature date? (XGBoost regression)"""
+
+from functools import partial
+
+import numpy as np
+
+from ownlens.ml.models.base import BaseEvaluator, BaseFeatureEngineer, BaseMLModel, BasePredictor, BaseTrainer
+from ownlens.ml.models.customer import USER_FEATURES
+from ownlens.ml.models.estimators import OwnLensRegressor
+from ownlens.ml.models.spec import ModelSpec
+
+ENGAGEMENT = ModelSpec(
+    name="engagement",
+    task="regression",
+    description="Expected sessions in the 30 days after the feature date",
+    features=USER_FEATURES,
+    label="l.sessions_next_30d",
+    oracle="t.expected_sessions_30d",
+    estimator=partial(OwnLensRegressor, objective="poisson"),
+    algorithm="xgboost",
+    predictions_table="customer_engagement_predictions",
+    output="predicted_sessions_30d",
+    level=lambda v: np.select([v >= 8, v >= 2], ["high", "medium"], "low"),
+    level_column="engagement_level",
+    targets={"r2": 0.70},
+    primary_metric="r2",
+)
+
+
+class EngagementModel(BaseMLModel):
+    spec = ENGAGEMENT
+
+
+class EngagementTrainingPipeline(BaseTrainer):
+    spec, model_class = ENGAGEMENT, EngagementModel
+
+
+class EngagementPredictor(BasePredictor):
+    spec = ENGAGEMENT
+
+
+class EngagementEvaluator(BaseEvaluator):
+    spec = ENGAGEMENT
+
+
+class EngagementFeatureEngineer(BaseFeatureEngineer):
+    spec = ENGAGEMENT

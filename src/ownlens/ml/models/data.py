@@ -1,0 +1,180 @@
+"""Reads a model's rows from the warehouse: features of a date joined to later labels and the oracle."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+
+from ownlens.ml.data.loaders import query_frame, resolve_brand
+from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.models.spec import ModelSpec
+
+SCORING_BATCH_ROWS = 250_000
+
+
+def brand_filter(client: Client, brand_id, params: dict, alias: str = "uf") -> str:
+    """`` AND <alias>.brand_id = {brand:UUID}`` (and the parameter) for a brand id, code or name; '' for None."""
+    brand = resolve_brand(client, brand_id)
+    if not brand:
+        return ""
+    params["brand"] = brand
+    return f" AND {alias}.brand_id = {{brand:UUID}}"
+
+
+def labelled_dates(client: Client) -> list[date]:
+    """Feature dates whose 30-day label window has fully passed, oldest first."""
+    rows = client.query(
+        "SELECT feature_date FROM customer_user_labels GROUP BY feature_date "
+        "HAVING min(label_window_complete) = 1 ORDER BY feature_date"
+    ).result_rows
+    return [r[0] for r in rows]
+
+
+def _user_training_sql(spec: ModelSpec) -> str:
+    return f"""
+SELECT
+    {spec.features.select_sql('uf')},
+    {spec.label} AS label,
+    {spec.oracle or "NULL"} AS oracle
+FROM {spec.features.table} AS uf
+INNER JOIN {spec.label_table} AS l ON l.user_id = uf.user_id AND l.feature_date = uf.feature_date
+LEFT JOIN sim_user_truth AS t ON t.user_id = uf.user_id AND t.feature_date = uf.feature_date
+WHERE uf.feature_date IN {{dates:Array(Date)}} AND l.label_window_complete = 1 AND ({spec.population}){{where}}
+SETTINGS join_use_nulls = 1
+"""
+
+
+def _user_scoring_sql(spec: ModelSpec) -> str:
+    return f"""
+SELECT {spec.features.select_sql('uf')}
+FROM {spec.features.table} AS uf
+WHERE uf.feature_date = {{d:Date}} AND ({spec.population}){{where}}
+"""
+
+
+def entity_columns(spec: ModelSpec) -> tuple[str, ...]:
+    return spec.source.entity if spec.source else ("user_id",)
+
+
+def training_frame(client: Client, spec: ModelSpec, dates: list[date], brand_id=None, limit: int | None = None) -> pd.DataFrame:
+    """Feature rows of ``dates`` with ``label`` (from after each date) and ``oracle`` (simulator truth, if any).
+
+    Only rows whose label window is complete are returned, so no label is a guess. ``limit``
+    caps the rows, split evenly over the dates.
+    """
+    if not dates:
+        raise NotFound("no feature dates with complete 30-day labels: build features for a date at least 30 days before the end of the data")
+    params: dict = {"dates": list(dates)}
+    where = brand_filter(client, brand_id, params)
+    source = spec.source.training if spec.source else _user_training_sql(spec)
+    order = ", ".join(f"cityHash64({c})" for c in entity_columns(spec))
+    sql = f"SELECT * FROM ({source.replace('{where}', where)}) ORDER BY feature_date, {order}"
+    if limit is not None:
+        if int(limit) < 1:
+            raise InvalidInput(f"limit must be a positive number of rows (got {limit})")
+        params["limit"] = -(-int(limit) // len(dates))  # the same share from every date, so a time split keeps its test date
+        sql += " LIMIT {limit:UInt64} BY feature_date"
+    frame = query_frame(client, sql, params)
+    if frame.empty:
+        shown = ", ".join(str(d) for d in dates[:3])
+        raise NotFound(
+            f"no labelled rows for {spec.name} on {shown}: build features there (`ownlens-ml features build --date ...`) "
+            "and make sure 30 days of data follow the date"
+        )
+    if frame["oracle"].isna().any():
+        frame["oracle"] = float("nan")  # a partial oracle is no oracle
+    return frame
+
+
+def encoded_batches(
+    client: Client, spec: ModelSpec, d: date, features: list[str], vocabularies: dict[str, list[str]], brand_id=None,
+    batch_rows: int = SCORING_BATCH_ROWS,
+) -> Iterator["pa.Table"]:
+    """Like :func:`scoring_batches`, but as Arrow with categoricals already coded in SQL (the fast batch path).
+
+    Each categorical column becomes its index in the model's vocabulary (NaN when unseen), exactly
+    as :class:`CategoryEncoder` codes it; only ids (``key_*``) and the model's inputs (``f0``, ``f1``...
+    in ``features`` order) leave ClickHouse.
+    """
+    params: dict = {"d": d}
+    where = brand_filter(client, brand_id, params)
+    source = (spec.source.scoring if spec.source else _user_scoring_sql(spec)).replace("{where}", where)
+    total = int(client.command(f"SELECT count() FROM ({source})", parameters=params))
+    if total == 0:
+        exists = int(client.command("SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}", parameters={"d": d}))
+        if not exists:
+            raise NotFound(f"no features for {d}: run `ownlens-ml features build --date {d}` first")
+    columns = [f"{c} AS key_{c}" for c in dict.fromkeys([*entity_columns(spec), "brand_id"])]  # ids, apart from inputs
+    for i, name in enumerate(features):
+        if name in vocabularies:
+            params[f"vocab{i}"] = vocabularies[name]
+            columns.append(f"toFloat64(nullIf(indexOf({{vocab{i}:Array(String)}}, ifNull({name}, '')), 0) - 1) AS f{i}")
+        else:
+            columns.append(f"toFloat64({name}) AS f{i}")
+    parts = max(1, -(-total // batch_rows))
+    for part in range(parts):
+        yield client.query_arrow(
+            f"SELECT {', '.join(columns)} FROM ({source}) WHERE cityHash64(user_id) % {{parts:UInt64}} = {{part:UInt64}}",
+            parameters=params | {"parts": parts, "part": part},
+        )
+
+
+def scoring_batches(
+    client: Client, spec: ModelSpec, d: date, brand_id=None, batch_rows: int = SCORING_BATCH_ROWS,
+) -> Iterator[pd.DataFrame]:
+    """The rows of ``d`` to score, in bounded batches (split by a hash of user_id)."""
+    params: dict = {"d": d}
+    where = brand_filter(client, brand_id, params)
+    source = (spec.source.scoring if spec.source else _user_scoring_sql(spec)).replace("{where}", where)
+    total = int(client.command(f"SELECT count() FROM ({source})", parameters=params))
+    if total == 0:
+        exists = int(client.command("SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}", parameters={"d": d}))
+        if not exists:
+            raise NotFound(f"no features for {d}: run `ownlens-ml features build --date {d}` first")
+    parts = max(1, -(-total // batch_rows))
+    for part in range(parts):
+        yield query_frame(client, f"SELECT * FROM ({source}) WHERE cityHash64(user_id) % {{parts:UInt64}} = {{part:UInt64}}",
+                          params | {"parts": parts, "part": part})
+
+
+VECTOR_LOOKUP = """
+SELECT toString(v.user_id), v.feature_date, v.numeric, v.categorical
+FROM customer_user_feature_vectors AS v
+WHERE v.feature_date = {d:Date} AND v.user_id IN {users:Array(UUID)} AND v.feature_set = {signature:String}
+"""
+
+
+def lookup_vectors(client: Client, spec: ModelSpec, d: date, users: list[str], index: dict[str, dict[str, int]]):
+    """``(user ids, feature dates, X)`` from the packed serving vectors, categoricals coded with ``index``;
+    None when the date has no vectors of this feature set (then read the feature table instead)."""
+    if spec.source or spec.population != "1":
+        return None
+    rows = client.query(VECTOR_LOOKUP, parameters={"d": d, "users": users, "signature": spec.features.signature}).result_rows
+    if len(rows) < len(set(users)) and not _has_vectors(client, spec, d):
+        return None
+    nan = float("nan")
+    categorical = spec.features.categorical
+    X = [list(numeric) + [float(index[c].get(value, nan)) if c in index else nan for c, value in zip(categorical, cats)]
+         for _, _, numeric, cats in rows]
+    return [r[0] for r in rows], [r[1] for r in rows], np.array(X, dtype=np.float64).reshape(len(rows), len(spec.features.columns))
+
+
+def lookup_frame(client: Client, spec: ModelSpec, d: date, keys: list) -> pd.DataFrame:
+    """The feature rows of given users (or (user, article) pairs for pair models) on ``d``.
+
+    """
+    if spec.source:
+        return query_frame(client, spec.source.lookup.replace("{where}", ""), {"d": d, "pairs": keys})
+    return query_frame(client, _user_scoring_sql(spec).replace("{where}", " AND uf.user_id IN {users:Array(UUID)}"),
+                       {"d": d, "users": keys})
+
+
+def _has_vectors(client: Client, spec: ModelSpec, d: date) -> bool:
+    return bool(int(client.command(
+        "SELECT count() > 0 FROM customer_user_feature_vectors WHERE feature_date = {d:Date} AND feature_set = {s:String}",
+        parameters={"d": d, "s": spec.features.signature})))

@@ -1,0 +1,182 @@
+"""Batch and single-entity prediction for any :class:`ModelSpec`, written back to the warehouse idempotently."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+
+from ownlens.ml.data.loaders import as_date, as_uuid, latest_feature_date
+from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.models.data import (
+    SCORING_BATCH_ROWS, brand_filter, encoded_batches, entity_columns, lookup_frame, lookup_vectors,
+)
+from ownlens.ml.models.model import TrainedModel
+from ownlens.ml.models.spec import ModelSpec
+
+RAW_COLUMNS = "user_id String, entity_id String, brand_id String, value Float64, level String, decision UInt8"
+
+
+def _outputs(spec: ModelSpec, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    level = spec.level(values) if spec.level else np.full(len(values), "", dtype=object)
+    decision = (values >= 0.5).astype(np.uint8) if spec.task == "binary" else np.zeros(len(values), np.uint8)
+    return level, decision
+
+
+def _entity_ids(spec: ModelSpec, batch: pa.Table) -> pa.Array:
+    columns = entity_columns(spec)
+    if len(columns) == 1:
+        return batch.column(f"key_{columns[0]}")
+    import pyarrow.compute as pc
+
+    return pc.binary_join_element_wise(*(batch.column(f"key_{c}") for c in columns), ":")
+
+
+def _arrow_matrix(batch: pa.Table, features: list[str]) -> np.ndarray:
+    X = np.empty((batch.num_rows, len(features)), dtype=np.float64)
+    for j in range(len(features)):
+        X[:, j] = batch.column(f"f{j}").to_numpy(zero_copy_only=False)
+    if np.isinf(X).any():
+        cols = [features[i] for i in np.where(np.isinf(X).any(axis=0))[0]]
+        raise InvalidInput(f"feature column(s) {cols[:5]} contain infinite values in the warehouse: fix the feature rows")
+    return X
+
+
+def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date, brand_id=None,
+                  batch_rows: int = SCORING_BATCH_ROWS, progress=None) -> dict:
+    """Score every row of ``d`` (of one brand, if given) and replace that date's predictions.
+
+    Writes ml_model_predictions and, for user models, ``spec.predictions_table`` through staging
+    tables swapped in at the end, so a failure leaves the previous predictions untouched and a
+    re-run replaces them. Scoring one brand keeps the other brands' rows of the day.
+    """
+    t0 = time.perf_counter()
+    model.estimator.set_threads(os.cpu_count() or 1)
+    suffix = uuid.uuid4().hex[:12]
+    raw, staged_domain, staged_all = f"_pred_raw_{suffix}", f"_pred_domain_{suffix}", f"_pred_all_{suffix}"
+    domain = spec.predictions_table
+    client.command(f"CREATE TABLE {raw} ({RAW_COLUMNS}) ENGINE = Memory")
+    if domain:
+        client.command(f"CREATE TABLE {staged_domain} AS {domain}")
+    client.command(f"CREATE TABLE {staged_all} AS ml_model_predictions")
+    params = {"d": d, "model": spec.name, "version": model.version or "unregistered",
+              "model_id": model.model_id, "batch": str(uuid.uuid4()), "entity_type": spec.source.entity_type if spec.source else "user"}
+    try:
+        keep: dict = {"d": d, "model": spec.name}
+        brand_sql = brand_filter(client, brand_id, keep, alias="x")
+        if brand_sql:
+            other = brand_sql.replace("= {brand:UUID}", "!= {brand:UUID}")
+            if domain:
+                client.command(f"INSERT INTO {staged_domain} SELECT * FROM {domain} AS x WHERE prediction_date = {{d:Date}}{other}",
+                               parameters=keep)
+            client.command(f"INSERT INTO {staged_all} SELECT * FROM ml_model_predictions AS x "
+                           f"WHERE model_name = {{model:String}} AND prediction_date = {{d:Date}}{other}", parameters=keep)
+        scored = 0
+        for batch in encoded_batches(client, spec, d, model.features, model.encoder.vocabularies, brand_id, batch_rows):
+            if batch.num_rows == 0:
+                continue
+            values = model.predict_matrix(_arrow_matrix(batch, model.features))
+            level, decision = _outputs(spec, values)
+            client.insert_arrow(raw, pa.table({
+                "user_id": batch.column("key_user_id"), "entity_id": _entity_ids(spec, batch),
+                "brand_id": batch.column("key_brand_id"), "value": pa.array(values, pa.float64()),
+                "level": pa.array(level.astype(str)), "decision": pa.array(decision),
+            }))
+            scored += batch.num_rows
+            if progress:
+                progress(scored)
+        if scored == 0:
+            raise NotFound(f"no rows to score for {spec.name} on {d}" + (f" and brand {brand_id}" if brand_id else ""))
+        if domain:
+            columns = ["user_id", "prediction_date", "brand_id", spec.output]
+            values_sql = ["toUUID(user_id)", "{d:Date}", "toUUID(brand_id)", "value"]
+            if spec.level_column:
+                columns.append(spec.level_column)
+                values_sql.append("level")
+            if spec.decision_column:
+                columns.append(spec.decision_column)
+                values_sql.append("decision")
+            columns += ["model_id", "model_version"]
+            values_sql += ["toUUIDOrNull({model_id:Nullable(String)})", "{version:String}"]
+            client.command(f"INSERT INTO {staged_domain} ({', '.join(columns)}) SELECT {', '.join(values_sql)} FROM {raw}",
+                           parameters=params)
+        label = "if(level != '', level, toString(decision))" if spec.task == "binary" else "level"
+        client.command(f"""
+INSERT INTO {staged_all}
+SELECT generateUUIDv4(), toUUIDOrNull({{model_id:Nullable(String)}}), {{model:String}}, {{version:String}}, {{entity_type:String}},
+       entity_id, toUUID(brand_id), {{d:Date}}, value, {label}, toUUID({{batch:String}}), now64(3)
+FROM {raw}""", parameters=params)
+        if domain:
+            client.command(f"ALTER TABLE {domain} REPLACE PARTITION {{d:Date}} FROM {staged_domain}", parameters=params)
+        client.command(f"ALTER TABLE ml_model_predictions REPLACE PARTITION tuple({{model:String}}, {{d:Date}}) FROM {staged_all}",
+                       parameters=params)
+    finally:
+        for table in (raw, staged_domain, staged_all):
+            client.command(f"DROP TABLE IF EXISTS {table}")
+    seconds = time.perf_counter() - t0
+    return {"model": spec.name, "version": params["version"], "date": str(d), "rows": scored,
+            "seconds": round(seconds, 3), "rows_per_s": round(scored / seconds) if seconds else None,
+            "table": domain or "ml_model_predictions"}
+
+
+class Scorer:
+    """Scores given users (or user x article pairs) from stored features; caches the latest feature date briefly."""
+
+    DATE_TTL_S = 60.0
+
+    def __init__(self, spec: ModelSpec, client: Client, model: TrainedModel):
+        self.spec, self.client, self.model = spec, client, model
+        self._latest: tuple[float, date] | None = None
+        model.estimator.set_threads(1)  # a few rows per call: one thread, no contention with the warehouse
+
+    def feature_date(self, feature_date=None) -> date:
+        if feature_date is not None:
+            return as_date(feature_date, "feature_date")
+        now = time.monotonic()
+        if self._latest is None or now - self._latest[0] > self.DATE_TTL_S:
+            self._latest = (now, latest_feature_date(self.client))
+        return self._latest[1]
+
+    def score(self, keys: list, feature_date=None, return_proba: bool = True) -> pd.DataFrame:
+        """One row per known key: the prediction, its level and decision, model version and feature date.
+
+        ``keys`` are user ids, or (user_id, article_id) pairs for pair models. Unknown keys are left
+        out; ``frame.attrs["unknown"]`` lists them and ``frame.attrs["message"]`` says so.
+        """
+        pair = self.spec.source is not None
+        keys = [(as_uuid(k[0]), as_uuid(k[1])) for k in keys] if pair else [as_uuid(k) for k in keys]
+        d = self.feature_date(feature_date)
+        packed = None
+        if not pair and self.model.features == self.spec.features.columns:
+            packed = lookup_vectors(self.client, self.spec, d, keys, self.model.encoder.index)
+        if packed is not None:  # the fast path: two columns from the serving vectors, no pandas until the end
+            users, dates, X = packed
+            values = self.model.predict_matrix(X) if len(users) else np.array([])
+            columns = {"user_id": users, "feature_date": dates}
+        else:
+            frame = lookup_frame(self.client, self.spec, d, keys)
+            values = self.model.predict_values(frame)
+            columns = {c: frame[c].to_numpy() for c in (*entity_columns(self.spec), "feature_date")}
+        level, decision = _outputs(self.spec, values)
+        if return_proba or self.spec.task != "binary":
+            columns[self.spec.output] = values
+        if self.spec.level_column:
+            columns[self.spec.level_column] = level
+        if self.spec.decision_column:
+            columns[self.spec.decision_column] = decision
+        columns["model_version"] = [self.model.version or "unregistered"] * len(values)
+        out = pd.DataFrame(columns)
+        known = set(zip(columns["user_id"], columns["article_id"])) if pair else set(columns["user_id"])
+        unknown = [k for k in keys if k not in known]
+        out.attrs["unknown"] = unknown
+        out.attrs["unknown_users"] = unknown if not pair else sorted({u for u, _ in unknown})
+        if unknown:
+            shown = ", ".join(":".join(k) if pair else k for k in unknown[:3])
+            out.attrs["message"] = f"{len(unknown)} of the requested {'pairs' if pair else 'users'} have no features on that date: {shown}"
+        return out

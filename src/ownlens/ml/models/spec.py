@@ -1,0 +1,145 @@
+"""Declarative model specs: what a model reads, what it predicts, how it is scored and where it writes.
+
+Adding a model means adding one small module that declares a :class:`ModelSpec`; the generic
+training, prediction and evaluation code in this package does the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ownlens.ml.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Named model inputs read from one table: numeric columns, categorical columns, JSON keys."""
+
+    name: str
+    table: str
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...] = ()
+    json_column: str | None = None
+    json_keys: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.json_keys, *self.categorical]
+
+    @property
+    def signature(self) -> str:
+        """Names the column layout of the packed serving vectors (changes whenever the columns do)."""
+        import hashlib
+
+        return f"{self.name}-" + hashlib.sha256(",".join(self.columns).encode()).hexdigest()[:12]
+
+    def vector_sql(self, alias: str) -> str:
+        """The inputs packed as ``numeric`` (numeric then JSON keys) and ``categorical`` (as text, '' for NULL)."""
+        numeric = [f"toFloat64({alias}.{c})" for c in self.numeric]
+        numeric += [f"JSONExtractFloat({alias}.{self.json_column}, '{k}')" for k in self.json_keys]
+        categorical = [f"ifNull(toString({alias}.{c}), '')" for c in self.categorical]
+        return f"[{', '.join(numeric)}] AS numeric, [{', '.join(categorical)}] AS categorical"
+
+    def select_sql(self, alias: str) -> str:
+        """SELECT list: user_id, feature_date, brand_id (as text) and every input column (JSON keys as Float64)."""
+        parts = [f"toString({alias}.user_id) AS user_id", f"{alias}.feature_date AS feature_date"]
+        parts += [f"toString({alias}.brand_id) AS brand_id"] if "brand_id" not in self.categorical else []
+        parts += [f"{alias}.{c} AS {c}" for c in self.numeric]
+        parts += [f"JSONExtractFloat({alias}.{self.json_column}, '{k}') AS {k}" for k in self.json_keys]
+        parts += [f"toString({alias}.{c}) AS {c}" for c in self.categorical]
+        return ",\n    ".join(parts)
+
+
+@dataclass(frozen=True)
+class CategoryEncoder:
+    """Maps each categorical column's values to integer codes learned at training (unknown -> NaN)."""
+
+    vocabularies: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, columns, max_categories: int = 50) -> "CategoryEncoder":
+        vocab = {}
+        for c in columns:
+            counts = frame[c].astype("string").value_counts()
+            vocab[c] = sorted(counts.index[:max_categories].tolist())
+        return cls(vocab)
+
+    @cached_property
+    def index(self) -> dict[str, dict[str, int]]:
+        """value -> code per column, for coding single rows without pandas."""
+        return {c: {v: i for i, v in enumerate(values)} for c, values in self.vocabularies.items()}
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.copy()
+        for c, values in self.vocabularies.items():
+            codes = pd.Categorical(frame[c].astype("string"), categories=values).codes.astype(float)
+            codes[codes < 0] = np.nan
+            out[c] = codes
+        return out
+
+
+def matrix(frame: pd.DataFrame, features: list[str], encoder: CategoryEncoder) -> np.ndarray:
+    """The model's input matrix from a frame, checking every feature column is there and numeric."""
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise InvalidInput(f"input is missing feature column(s) {missing[:5]}: pass every column in the model's feature list")
+    encoded = encoder.transform(frame[features])
+    bad = [c for c in features if c not in encoder.vocabularies and not pd.api.types.is_numeric_dtype(encoded[c])]
+    if bad:
+        raise InvalidInput(f"feature column(s) {bad[:5]} are not numeric: convert them to numbers before predicting")
+    X = encoded.to_numpy(dtype=np.float64, na_value=np.nan)
+    if np.isinf(X).any():
+        cols = [features[i] for i in np.where(np.isinf(X).any(axis=0))[0]]
+        raise InvalidInput(f"feature column(s) {cols[:5]} contain infinite values: replace them with finite numbers or NaN")
+    return X
+
+
+@dataclass(frozen=True)
+class RowSource:
+    """SQL for models whose rows are not one user of customer_user_features (e.g. user x article pairs).
+
+    ``training`` takes ``{dates:Array(Date)}`` and returns the feature columns plus ``label`` and
+    ``oracle``; ``scoring`` takes ``{d:Date}`` and returns the feature columns; ``lookup`` takes
+    ``{d:Date}`` and ``{pairs:Array(Tuple(UUID, UUID))}``. Each has a ``{where}`` slot for filters on
+    the user features (alias ``uf``) and exposes ``user_id``, ``feature_date`` and the ``entity`` columns.
+    """
+
+    training: str
+    scoring: str
+    lookup: str
+    entity: tuple[str, ...]
+    entity_type: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything model-specific; see ``ownlens.ml.models.customer.churn`` for an example.
+
+    ``label`` and ``oracle`` are SQL expressions over the labels (``l``) and simulator truth
+    (``t``) joined to the feature rows; ``population`` filters the feature rows (``uf``).
+    ``output`` names the prediction column of the domain table and the seed API's frame.
+    """
+
+    name: str
+    task: str  # "binary" or "regression"
+    description: str
+    features: FeatureSet
+    label: str
+    estimator: Callable[..., object]
+    algorithm: str
+    predictions_table: str | None
+    output: str
+    oracle: str | None = None
+    population: str = "1"
+    label_table: str = "customer_user_labels"
+    level: Callable[[np.ndarray], np.ndarray] | None = None  # probability -> risk level / tier text
+    level_column: str | None = None
+    decision_column: str | None = None  # e.g. is_churned: 0/1 from the 0.5 threshold
+    targets: dict[str, float] = field(default_factory=dict)  # seed 003 targets, metric -> minimum
+    primary_metric: str = "roc_auc"
+    source: RowSource | None = None  # None: one row per user of ``features.table``, labels from ``label_table``

@@ -1,0 +1,203 @@
+"""The model registry in the warehouse: versions, stages, metrics, features and training runs.
+
+Stages: a new version is a ``candidate``; ``promote`` makes one ``production`` (the previous
+production version becomes ``archived``); ``rollback`` returns production to the version that
+held it before. Rows are versioned by ``updated_at`` (ReplacingMergeTree) and read with FINAL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from datetime import datetime, timezone
+
+import pandas as pd
+from clickhouse_connect.driver.client import Client
+
+from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.models.model import TrainedModel
+from ownlens.ml.settings import get_settings
+
+STAGES = ("candidate", "staging", "production", "archived")
+
+REGISTRY_COLUMNS = (
+    "model_id, model_name, model_version, model_type, algorithm, stage, metrics, feature_names, input_schema, "
+    "training_data_start, training_data_end, artifact_uri, artifact_sha256, description, created_at, updated_at"
+)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _clean(obj):
+    """JSON-safe metrics: NaN becomes null."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def versions(client: Client, name: str | None = None) -> pd.DataFrame:
+    """Every registered version (of ``name``), newest first."""
+    where = "WHERE model_name = {name:String}" if name else ""
+    rows = client.query_df(
+        f"SELECT {REGISTRY_COLUMNS} FROM ml_model_registry FINAL {where} ORDER BY model_name, created_at DESC",
+        parameters={"name": name} if name else {},
+    )
+    if not rows.empty:
+        rows["model_id"] = rows["model_id"].astype(str)
+    return rows
+
+
+def _next_version(client: Client, name: str, features: list[str]) -> str:
+    existing = versions(client, name)
+    if existing.empty:
+        return "1.0.0"
+    parsed = sorted(tuple(int(x) for x in v.split(".")) for v in existing["model_version"])
+    major, minor, _ = parsed[-1]
+    latest = existing.iloc[0]
+    if list(latest["feature_names"]) != list(features):
+        return f"{major + 1}.0.0"  # a different input schema is a breaking change
+    return f"{major}.{minor + 1}.0"
+
+
+def _write(client: Client, row: dict) -> None:
+    client.insert("ml_model_registry", [list(row.values())], column_names=list(row.keys()))
+
+
+def register(client: Client, model: TrainedModel, *, algorithm: str, metrics: dict, window: tuple, description: str,
+             artifacts_uri: str | None = None) -> TrainedModel:
+    """Save the artifact and add a ``candidate`` version; fills ``model.info`` (id, version, uri, sha256)."""
+    name = model.spec_name
+    version = _next_version(client, name, model.features)
+    model_id = str(uuid.uuid4())
+    base = (artifacts_uri or get_settings().artifacts_uri).rstrip("/")
+    uri = f"{base}/{name}/{version}/model.zip"
+    model.info.update({"model_id": model_id, "model_name": name, "model_version": version, "algorithm": algorithm})
+    digest = model.save(uri)
+    now = _now()
+    _write(client, {
+        "model_id": uuid.UUID(model_id), "model_name": name, "model_version": version, "model_type": model.task,
+        "algorithm": algorithm, "stage": "candidate", "metrics": json.dumps(_clean(metrics)),
+        "feature_names": list(model.features),
+        "input_schema": json.dumps({"numeric": [f for f in model.features if f not in model.encoder.vocabularies],
+                                    "categorical": model.encoder.vocabularies}),
+        "training_data_start": window[0], "training_data_end": window[1], "artifact_uri": uri,
+        "artifact_sha256": digest, "description": description, "created_at": now, "updated_at": now,
+    })
+    importances = model.importances()
+    client.insert("ml_model_features", [
+        [uuid.UUID(model_id), name, version, feature, "categorical" if feature in model.encoder.vocabularies else "numeric",
+         float(importances.get(feature, 0.0)), ""]
+        for feature in model.features
+    ], column_names=["model_id", "model_name", "model_version", "feature_name", "feature_type", "importance", "description"])
+    model.info.update({"artifact_uri": uri, "artifact_sha256": digest, "stage": "candidate"})
+    return model
+
+
+def get(client: Client, name: str, version: str | None = None) -> dict:
+    """One version's registry row. ``version`` is a version, a stage (``production``...), or None/"latest"."""
+    rows = versions(client, name)
+    if rows.empty:
+        raise NotFound(f"no model named {name!r} is registered: train it first (`ownlens-ml train {name}`)")
+    if version in (None, "latest"):
+        return rows.iloc[0].to_dict()
+    if version in STAGES:
+        staged = rows[rows["stage"] == version]
+        if staged.empty:
+            raise NotFound(f"{name} has no {version} version: promote one (`ownlens-ml models promote {name} VERSION`)")
+        return staged.sort_values("updated_at").iloc[-1].to_dict()
+    match = rows[rows["model_version"] == version]
+    if match.empty:
+        known = ", ".join(rows["model_version"].head(5))
+        raise NotFound(f"{name} has no version {version!r} (registered: {known})")
+    return match.iloc[0].to_dict()
+
+
+def load(client: Client, name: str, version: str | None = "production") -> TrainedModel:
+    """Load a registered version, verifying its checksum. ``production`` falls back to the latest version."""
+    try:
+        row = get(client, name, version)
+    except NotFound:
+        if version != "production":
+            raise
+        row = get(client, name, None)
+    model = TrainedModel.load(row["artifact_uri"], row["artifact_sha256"])
+    model.info.update({"model_id": row["model_id"], "model_version": row["model_version"], "stage": row["stage"],
+                       "algorithm": row["algorithm"]})
+    return model
+
+
+def _set_stage(client: Client, row: dict, stage: str) -> None:
+    row = {k: row[k] for k in REGISTRY_COLUMNS.split(", ")}
+    row.update({"stage": stage, "updated_at": _now(), "model_id": uuid.UUID(str(row["model_id"])),
+                "feature_names": list(row["feature_names"])})
+    for key in ("training_data_start", "training_data_end"):
+        if pd.isna(row[key]):
+            row[key] = None
+        elif hasattr(row[key], "date"):
+            row[key] = row[key].date()
+    _write(client, row)
+    client.insert("ml_model_stage_events", [[row["model_name"], row["model_version"], stage, row["updated_at"]]],
+                  column_names=["model_name", "model_version", "stage", "changed_at"])
+
+
+def promote(client: Client, name: str, version: str, stage: str = "production") -> dict:
+    """Move ``version`` to ``stage``; promoting to production archives the current production version."""
+    if stage not in STAGES:
+        raise InvalidInput(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
+    row = get(client, name, version)
+    if stage == "production":
+        current = versions(client, name)
+        for _, other in current[(current["stage"] == "production") & (current["model_version"] != row["model_version"])].iterrows():
+            _set_stage(client, other.to_dict(), "archived")
+    _set_stage(client, row, stage)
+    return get(client, name, row["model_version"])
+
+
+def rollback(client: Client, name: str) -> dict:
+    """Archive the production version and bring back the one that was production before it."""
+    rows = versions(client, name)
+    current = rows[rows["stage"] == "production"]
+    if current.empty:
+        raise NotFound(f"{name} has no production version to roll back")
+    history = client.query(
+        "SELECT model_version, max(changed_at) FROM ml_model_stage_events WHERE model_name = {name:String} AND stage = 'production' "
+        "GROUP BY model_version ORDER BY max(changed_at) DESC",
+        parameters={"name": name},
+    ).result_rows
+    now_version = current.iloc[0]["model_version"]
+    previous = [v for v, _ in history if v != now_version]
+    if not previous:
+        raise NotFound(f"{name} {now_version} is the only version that was ever in production: nothing to roll back to")
+    _set_stage(client, current.iloc[0].to_dict(), "archived")
+    return promote(client, name, previous[0])
+
+
+def record_run(client: Client, run: dict) -> None:
+    """Insert or update (same run_id) one ml_model_training_runs row."""
+    row = {
+        "run_id": uuid.UUID(run["run_id"]), "model_id": uuid.UUID(run["model_id"]) if run.get("model_id") else None,
+        "model_name": run["model_name"], "model_version": run.get("model_version") or "", "status": run["status"],
+        "parameters": json.dumps(_clean(run.get("parameters", {})), default=str),
+        "metrics": json.dumps(_clean(run.get("metrics", {})), default=str),
+        "data_snapshot": json.dumps(run.get("data_snapshot", {}), default=str), "package_version": run["package_version"],
+        "error_message": run.get("error_message", ""), "started_at": run["started_at"], "finished_at": run.get("finished_at"),
+        "duration_sec": float(run.get("duration_sec", 0.0)),
+    }
+    client.insert("ml_model_training_runs", [list(row.values())], column_names=list(row.keys()))
+
+
+def runs(client: Client, name: str | None = None, limit: int = 20) -> pd.DataFrame:
+    where = "WHERE model_name = {name:String}" if name else ""
+    return client.query_df(
+        f"SELECT run_id, model_name, model_version, status, duration_sec, error_message, started_at FROM ml_model_training_runs FINAL "
+        f"{where} ORDER BY started_at DESC LIMIT {{limit:UInt32}}",
+        parameters={"name": name, "limit": limit} if name else {"limit": limit},
+    )
+
+
+__all__ = ["register", "versions", "get", "load", "promote", "rollback", "record_run", "runs"]

@@ -1,0 +1,188 @@
+"""Training, the seed API, the registry, artifacts and predictions against a real chDB warehouse."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from conftest import FEATURE_DATES
+from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.models import MODELS, get_spec
+from ownlens.ml.models.customer.churn import CHURN, ChurnModel, ChurnPredictor, ChurnTrainingPipeline
+from ownlens.ml.models.estimators import OwnLensClassifier, OwnLensRegressor
+from ownlens.ml.models.model import TrainedModel
+from ownlens.ml.models.prediction import predict_batch
+from ownlens.ml.models.training import fit_model, train
+from ownlens.ml.registry import store
+
+CALIBRATED = "calibration deliberately undoes class weights, so extreme weights do not flip predictions"
+
+
+@parametrize_with_checks(
+    [OwnLensClassifier(n_estimators=10), OwnLensClassifier("logistic"), OwnLensRegressor(n_estimators=30, learning_rate=0.3)],
+    expected_failed_checks=lambda est: {"check_class_weight_classifiers": CALIBRATED} if isinstance(est, OwnLensClassifier) else {},
+)
+def test_estimators_pass_sklearn_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def churn_result(labelled):
+    return train(CHURN, labelled)
+
+
+def test_time_split_beats_trivial_and_reports_oracle(churn_result):
+    r = churn_result
+    assert r.split["kind"] == "time" and r.split["train_dates"] == [str(FEATURE_DATES[0])] and r.split["test_date"] == str(FEATURE_DATES[1])
+    assert r.split["test_rows"] > 500
+    assert 0.75 < r.metrics["roc_auc"] <= r.oracle_metrics["roc_auc"] + 0.02
+    trivial_brier = r.metrics["positive_rate"] * (1 - r.metrics["positive_rate"])  # always predicting the base rate
+    assert r.metrics["brier"] < trivial_brier
+    assert set(r.metrics) >= {"accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "brier"}
+def test_seed_api_round_trip(labelled, tmp_path):
+    pipeline = ChurnTrainingPipeline(labelled)
+    metrics = pipeline.run(feature_date=FEATURE_DATES[1], brand_id="DCH", limit=2000, test_size=0.25)
+    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "brier"):
+        assert 0 <= metrics[key] <= (1 if key != "log_loss" else 10), key
+    assert metrics["oracle"]["roc_auc"] > 0.8 and metrics["model_version"]
+    row = store.get(labelled, "churn", metrics["model_version"])
+    model = ChurnModel().load(row["artifact_uri"], row["artifact_sha256"])
+    assert model.version == metrics["model_version"] and model.features == pipeline.model.features
+
+    users = labelled.query("SELECT toString(user_id) FROM customer_user_features WHERE feature_date = {d:Date} LIMIT 3",
+                           parameters={"d": FEATURE_DATES[1]}).result_rows
+    predictor = ChurnPredictor(model, labelled)
+    one = predictor.predict(users[0][0], return_proba=True)
+    assert list(one["user_id"]) == [users[0][0]] and 0 <= one["churn_probability"].iloc[0] <= 1
+    assert one["churn_risk_level"].iloc[0] in {"low", "medium", "high"}
+    several = predictor.predict([u for (u,) in users] + ["00000000-0000-4000-8000-000000000000"], feature_date=FEATURE_DATES[1])
+    assert len(several) == 3 and several.attrs["unknown_users"] == ["00000000-0000-4000-8000-000000000000"]
+    assert "no features" in several.attrs["message"]
+    with pytest.raises(InvalidInput, match="not a valid id"):
+        predictor.predict("not-a-uuid")
+
+    # a plain DataFrame that never saw the warehouse trains the same model code
+    frame = pipeline.result.test.drop(columns=["prediction"])
+    plain = fit_model(CHURN, frame, params={"n_estimators": 50})
+    assert plain.predict_values(frame).shape == (len(frame),)
+
+
+def test_registry_versions_promote_and_rollback(labelled):
+    first = train(get_spec("engagement"), labelled)
+    second = train(get_spec("engagement"), labelled)
+    major, minor, _ = map(int, first.model.version.split("."))
+    assert second.model.version == f"{major}.{minor + 1}.0"
+    store.promote(labelled, "engagement", first.model.version)
+    store.promote(labelled, "engagement", second.model.version)
+    stages = store.versions(labelled, "engagement").set_index("model_version")["stage"]
+    assert stages[first.model.version] == "archived" and stages[second.model.version] == "production"
+    back = store.rollback(labelled, "engagement")
+    assert back["model_version"] == first.model.version
+    stages = store.versions(labelled, "engagement").set_index("model_version")["stage"]
+    assert stages[first.model.version] == "production" and stages[second.model.version] == "archived"
+    assert store.load(labelled, "engagement").version == first.model.version
+    with pytest.raises(NotFound, match="has no version '9.9.9'"):
+        store.get(labelled, "engagement", "9.9.9")
+    with pytest.raises(NotFound, match="unknown model 'nope'"):
+        get_spec("nope")
+    importances = labelled.query("SELECT count(), sum(importance) FROM ml_model_features WHERE model_name = 'engagement' "
+                                 "AND model_version = {v:String}", parameters={"v": first.model.version}).result_rows[0]
+    assert importances[0] == len(first.model.features) and importances[1] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_tampered_artifact_and_pickles_are_refused(churn_result, labelled, tmp_path):
+    row = store.get(labelled, "churn", churn_result.model.version)
+    data = open(row["artifact_uri"], "rb").read()
+    tampered = tmp_path / "tampered.zip"
+    tampered.write_bytes(data[:-10] + bytes(10))
+    with pytest.raises(InvalidInput, match="modified since it was registered"):
+        TrainedModel.load(str(tampered), row["artifact_sha256"])
+    with pytest.raises(InvalidInput, match="not an OwnLens model artifact"):
+        TrainedModel.load(str(tampered))
+    evil = tmp_path / "model.pkl"
+    evil.write_bytes(pickle.dumps({"os": "system"}))
+    with pytest.raises(InvalidInput, match="pickles are never loaded"):
+        ChurnModel().load(str(evil))
+
+
+def test_batch_predictions_replace_never_duplicate(churn_result, labelled):
+    d = FEATURE_DATES[1]
+    first = predict_batch(CHURN, labelled, churn_result.model, d, batch_rows=500)
+    again = predict_batch(CHURN, labelled, churn_result.model, d, batch_rows=700)
+    users = int(labelled.command("SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}", parameters={"d": d}))
+    assert first["rows"] == again["rows"] == users
+    count = lambda sql: labelled.query(sql, parameters={"d": d}).result_rows[0]
+    assert count("SELECT count(), uniqExact(user_id) FROM customer_churn_predictions WHERE prediction_date = {d:Date}") == (users, users)
+    assert count("SELECT count(), uniqExact(entity_id) FROM ml_model_predictions WHERE model_name = 'churn' "
+                 "AND prediction_date = {d:Date}") == (users, users)
+    # re-scoring one brand keeps the other brands' rows
+    one = predict_batch(CHURN, labelled, churn_result.model, d, brand_id="TPL")
+    assert 0 < one["rows"] < users
+    assert count("SELECT count() FROM customer_churn_predictions WHERE prediction_date = {d:Date}") == (users,)
+    stored = labelled.query("SELECT avg(churn_probability), countIf(churn_probability NOT BETWEEN 0 AND 1) "
+                            "FROM customer_churn_predictions WHERE prediction_date = {d:Date}", parameters={"d": d}).result_rows[0]
+    assert 0.05 < stored[0] < 0.6 and stored[1] == 0
+
+
+def test_bad_inputs_get_clear_errors(churn_result, labelled):
+    model = churn_result.model
+    frame = churn_result.test.head(5)
+    with pytest.raises(InvalidInput, match="missing feature column"):
+        model.predict_values(frame.drop(columns=["total_sessions"]))
+    broken = frame.copy()
+    broken["total_sessions"] = np.inf
+    with pytest.raises(InvalidInput, match="infinite values"):
+        model.predict_values(broken)
+    texts = frame.copy()
+    texts["total_sessions"] = "many"
+    with pytest.raises(InvalidInput, match="not numeric"):
+        model.predict_values(texts)
+    gaps = frame.copy()
+    gaps["total_sessions"] = np.nan  # missing values are allowed: boosters route them
+    assert np.isfinite(model.predict_values(gaps)).all()
+    with pytest.raises(NotFound, match="no features for 2030-01-01"):
+        predict_batch(CHURN, labelled, model, pd.Timestamp("2030-01-01").date())
+    runs_before = len(store.runs(labelled, "conversion", limit=1000))
+    with pytest.raises(NotFound, match="no labelled rows"):
+        train(MODELS["conversion"], labelled, test_date="2026-03-01")
+    runs = store.runs(labelled, "conversion", limit=1000)
+    assert len(runs) == runs_before + 1 and runs.iloc[0]["status"] == "failed" and "no labelled rows" in runs.iloc[0]["error_message"]
+
+
+def test_serving_vectors_give_the_same_inputs_as_the_feature_table(churn_result, labelled):
+    from ownlens.ml.models.data import lookup_frame, lookup_vectors
+
+    d = FEATURE_DATES[1]
+    users = [u for (u,) in labelled.query("SELECT toString(user_id) FROM customer_user_features WHERE feature_date = {d:Date} "
+                                          "ORDER BY user_id LIMIT 40", parameters={"d": d}).result_rows]
+    model = churn_result.model
+    ids, _, packed = lookup_vectors(labelled, CHURN, d, users, model.encoder.index)
+    wide = lookup_frame(labelled, CHURN, d, users).set_index("user_id").loc[ids].reset_index()
+    np.testing.assert_allclose(packed, model.matrix(wide), equal_nan=True)
+
+
+def test_click_model_on_user_article_pairs(labelled):
+    from ownlens.ml.models.content.click import CLICK, ClickPredictor
+
+    result = train(CLICK, labelled)
+    assert result.split["kind"] == "time" and result.split["test_rows"] > 1000
+    assert 0.62 < result.metrics["roc_auc"] <= result.oracle_metrics["roc_auc"] + 0.02
+    assert abs(result.test["prediction"].mean() - result.metrics["positive_rate"]) < 0.05  # calibrated
+    d = FEATURE_DATES[1]
+    user, article = labelled.query(
+        "SELECT toString(e.user_id), toString(e.article_id) FROM customer_events AS e "
+        "WHERE e.event_type = 'article_impression' AND e.event_timestamp >= {d:Date} AND e.user_id IN "
+        "(SELECT user_id FROM customer_user_features WHERE feature_date = {d:Date}) LIMIT 1", parameters={"d": d}).result_rows[0]
+    scored = ClickPredictor(result.model, labelled).predict(user, article_id=[article, "00000000-0000-4000-8000-000000000001"], feature_date=d)
+    assert list(scored["article_id"]) == [article] and 0 < scored["click_probability"].iloc[0] < 1
+    assert "have no features" in scored.attrs["message"]
+    with pytest.raises(InvalidInput, match="pass article_id"):
+        ClickPredictor(result.model, labelled).predict(user)
+    batch = predict_batch(CLICK, labelled, result.model, d)
+    rows = labelled.query("SELECT count(), uniqExact(entity_id), any(entity_type) FROM ml_model_predictions "
+                          "WHERE model_name = 'click' AND prediction_date = {d:Date}", parameters={"d": d}).result_rows[0]
+    assert rows[0] == rows[1] == batch["rows"] > 0 and rows[2] == "user_article"
