@@ -19,7 +19,7 @@ from datetime import date
 
 import numpy as np
 
-TRAIN_DATES = ["2026-02-27", "2026-03-06"]  # the last two weekly dates with complete labels in a 90-day simulation
+TRAIN_DATES = ["2026-02-20", "2026-02-27", "2026-03-06"]  # weekly dates with complete labels in a 90-day simulation
 
 
 def _client(path):
@@ -37,7 +37,8 @@ def prepare(path: str) -> dict:
     built = {}
     for d in TRAIN_DATES:
         labelled = int(client.command("SELECT count() FROM customer_user_labels WHERE feature_date = {d:Date}", parameters={"d": d}))
-        if not labelled:
+        vectors = int(client.command("SELECT count() FROM customer_user_feature_vectors WHERE feature_date = {d:Date}", parameters={"d": d}))
+        if not labelled or not vectors:
             t = time.perf_counter()
             build_features(client, date.fromisoformat(d))
             built[d] = round(time.perf_counter() - t, 1)
@@ -50,7 +51,7 @@ def bench_train(path: str) -> dict:
 
     client = _client(path)
     t = time.perf_counter()
-    result = train(CHURN, client, train_dates=TRAIN_DATES[:1], test_date=TRAIN_DATES[1])
+    result = train(CHURN, client, train_dates=TRAIN_DATES[:-1], test_date=TRAIN_DATES[-1])
     seconds = time.perf_counter() - t
     from ownlens.ml.registry import store
 
@@ -68,7 +69,7 @@ def bench_score(path: str) -> dict:
 
     client = _client(path)
     model = store.load(client, "churn")
-    return predict_batch(CHURN, client, model, date.fromisoformat(TRAIN_DATES[1]))
+    return predict_batch(CHURN, client, model, date.fromisoformat(TRAIN_DATES[-1]))
 
 
 def bench_single(path: str, n: int) -> dict:
@@ -77,7 +78,7 @@ def bench_single(path: str, n: int) -> dict:
     client = _client(path)
     users = [u for (u,) in client.query(
         "SELECT toString(user_id) FROM customer_user_features WHERE feature_date = {d:Date} ORDER BY rand() LIMIT {n:UInt32}",
-        parameters={"d": TRAIN_DATES[1], "n": n}).result_rows]
+        parameters={"d": TRAIN_DATES[-1], "n": n}).result_rows]
     predictor = ChurnPredictor(client=client)
     predictor.predict(users[0])
     times = []

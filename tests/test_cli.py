@@ -95,7 +95,13 @@ def test_train_predict_evaluate_and_registry_commands(tmp_path):
     unknown = run(["predict", "churn", "--user", "00000000-0000-4000-8000-000000000000", "--json"], tmp_path)
     assert unknown.returncode == 0 and json.loads(unknown.stdout)["unknown_users"] == ["00000000-0000-4000-8000-000000000000"]
 
+    click = run(["train", "click", "--json", "--no-report"], tmp_path)
+    assert click.returncode == 0, click.stderr
+    pair = run(["predict", "click", "--json", "--user", "00000000-0000-4000-8000-000000000000", "--article", "00000000-0000-4000-8000-000000000001"], tmp_path)
+    assert pair.returncode == 0 and "have no features" in json.loads(pair.stdout)["message"]
+
     for args, code, message in [
+        (["predict", "click", "--user", "00000000-0000-4000-8000-000000000000"], 2, "add --article ID"),
         (["train", "nope"], 2, "unknown model 'nope'"),
         (["predict", "nope"], 3, "unknown model 'nope'"),
         (["models", "promote", "churn", "9.9.9"], 3, "has no version '9.9.9'"),

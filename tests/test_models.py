@@ -186,3 +186,11 @@ def test_click_model_on_user_article_pairs(labelled):
     rows = labelled.query("SELECT count(), uniqExact(entity_id), any(entity_type) FROM ml_model_predictions "
                           "WHERE model_name = 'click' AND prediction_date = {d:Date}", parameters={"d": d}).result_rows[0]
     assert rows[0] == rows[1] == batch["rows"] > 0 and rows[2] == "user_article"
+
+
+def test_hyper_parameter_search_and_cross_validation(labelled):
+    result = train(MODELS["engagement"], labelled, tune_trials=3, cv_folds=3, register=False)
+    assert set(result.extra["tuned_params"]) == {"n_estimators", "learning_rate", "max_depth"}
+    cv = result.extra["cross_validation"]
+    assert cv["folds"] == 3 and len(cv["scores"]) == 3 and 0.3 < cv["mean"] < 1
+    assert result.model.version is None  # not registered

@@ -21,24 +21,23 @@ def _mode(index: int) -> str:
     Most users have one context, which skips the array work.
     """
     return (
-        f"if(length(a.contexts) = 1, (a.contexts[1].7, a.contexts[1].{index}), "
-        f"arrayReverseSort(arrayMap(v -> (arraySum(arrayMap(t -> if(t.{index} = v, t.7, 0), a.contexts)), v), "
-        f"arrayDistinct(arrayMap(t -> t.{index}, a.contexts))))[1])"
+        f"if(length(m.contexts) = 1, (m.contexts[1].7, m.contexts[1].{index}), "
+        f"arrayReverseSort(arrayMap(v -> (arraySum(arrayMap(t -> if(t.{index} = v, t.7, 0), m.contexts)), v), "
+        f"arrayDistinct(arrayMap(t -> t.{index}, m.contexts))))[1])"
     )
 
 
-# Two passes over the sessions before D, joined on user_id. The first groups by user and
-# "context" (brand, device, OS, browser, country, city; hashed, so the key stays 24 bytes) and
-# is rolled up per user: every additive statistic plus the exact "preferred" values, from the
-# handful of contexts each user has. The second counts the categories read. Per-user topK-style
-# states would cost gigabytes at a million users; these cost a few hundred bytes.
+# Three aggregations over the sessions before D, joined on user_id: the additive and windowed
+# statistics; the user's "contexts" (brand, device, OS, browser, country, city, grouped by a hash
+# so the key stays 24 bytes) from which the exact "preferred" values are picked; and the
+# categories read. Per-user topK-style states would cost gigabytes at a million users; these
+# cost a few hundred bytes.
 USER_FEATURES_SELECT = f"""
 SELECT
     a.user_id,
     {{d:Date}} AS feature_date,
     a.first_brand_id AS brand_id,
-    a.total_sessions, a.total_events,
-    a.total_duration_sec / a.total_sessions AS avg_session_duration_sec,
+    a.total_sessions, a.total_events, a.avg_session_duration_sec,
     a.total_events / a.total_sessions AS avg_events_per_session,
     a.total_sessions * 7.0 / greatest(a.days_since_first_session, 1) AS session_frequency,
     a.active_days, a.days_since_first_session, a.days_since_last_session,
@@ -54,7 +53,7 @@ SELECT
     a.total_newsletter_signups / a.total_sessions AS newsletter_signup_rate,
     a.total_ad_impressions, a.total_ad_clicks, a.total_ad_revenue,
     {_mode(1)}.2 AS preferred_brand_id,
-    if(length(a.contexts) = 1, 1, length(arrayDistinct(arrayMap(t -> t.1, a.contexts)))) AS brand_count,
+    if(length(m.contexts) = 1, 1, length(arrayDistinct(arrayMap(t -> t.1, m.contexts)))) AS brand_count,
     {_mode(1)}.1 / a.total_sessions AS brand_loyalty_score,
     k.preferred_category_id,
     ifNull(k.category_diversity, 0) AS category_diversity,
@@ -63,7 +62,7 @@ SELECT
     {_mode(2)}.2 AS preferred_device_type_id,
     {_mode(3)}.2 AS preferred_os_id,
     {_mode(4)}.2 AS preferred_browser_id,
-    if(length(a.contexts) = 1, 1, length(arrayDistinct(arrayMap(t -> t.2, a.contexts)))) AS device_count,
+    if(length(m.contexts) = 1, 1, length(arrayDistinct(arrayMap(t -> t.2, m.contexts)))) AS device_count,
     a.total_article_clicks / greatest(a.total_article_views, 1) AS click_through_rate,
     a.total_events / greatest(a.total_duration_sec / 60.0, 1) AS engagement_per_minute,
     exp(-a.days_since_last_session / 7.0) AS recency_score,
@@ -79,72 +78,51 @@ SELECT
 FROM (
     SELECT
         user_id,
-        argMin(c.first_brand_id, c.first_start) AS first_brand_id,
-        sum(c.n) AS total_sessions,
-        groupArray((c.ctx_brand, c.ctx_device, c.ctx_os, c.ctx_browser, c.ctx_country, c.ctx_city, c.n)) AS contexts,
-        sum(c.s_total_events) AS total_events,
-        sum(c.total_duration_sec) AS total_duration_sec,
-        uniqExactMerge(c.days) AS active_days,
-        dateDiff('day', toDate(min(c.first_start)), {{d:Date}}) AS days_since_first_session,
-        dateDiff('day', toDate(max(c.last_start)), {{d:Date}}) AS days_since_last_session,
-        sum(c.sessions_last_7d) AS sessions_last_7d,
-        sum(c.sessions_last_30d) AS sessions_last_30d,
-        sum(c.sessions_prev_30d) AS sessions_prev_30d,
-        bitCount(groupBitOr(c.days_last_30d)) AS active_days_last_30d,
-        sum(c.s_page_views) AS total_page_views,
-        sum(c.s_article_views) AS total_article_views,
-        sum(c.s_article_clicks) AS total_article_clicks,
-        sum(c.s_video_plays) AS total_video_plays,
-        sum(c.s_newsletter_signups) AS total_newsletter_signups,
-        sum(c.engagement_seconds) AS total_engagement_seconds,
-        sum(c.scroll_x_views) AS scroll_x_views,
-        sum(c.s_subscriptions) AS subscriptions,
-        sum(c.s_ad_impressions) AS total_ad_impressions,
-        sum(c.s_ad_clicks) AS total_ad_clicks,
-        sum(c.s_ad_revenue) AS total_ad_revenue,
-        sum(c.weekend_sessions) AS weekend_sessions,
-        sum(c.evening_sessions) AS evening_sessions,
-        sum(c.morning_sessions) AS morning_sessions
+        argMin(brand_id, session_start) AS first_brand_id,
+        count() AS total_sessions,
+        sum(total_events) AS total_events,
+        avg(session_duration_sec) AS avg_session_duration_sec,
+        sum(session_duration_sec) AS total_duration_sec,
+        uniqExact(toDate(session_start)) AS active_days,
+        dateDiff('day', toDate(min(session_start)), {{d:Date}}) AS days_since_first_session,
+        dateDiff('day', toDate(max(session_start)), {{d:Date}}) AS days_since_last_session,
+        countIf(session_start >= {{d:Date}} - 7) AS sessions_last_7d,
+        countIf(session_start >= {{d:Date}} - 30) AS sessions_last_30d,
+        countIf(session_start >= {{d:Date}} - 60 AND session_start < {{d:Date}} - 30) AS sessions_prev_30d,
+        -- distinct days among the last 30, as bits of one integer: exact and O(1) per user
+        bitCount(groupBitOrIf(bitShiftLeft(toUInt64(1), dateDiff('day', toDate(session_start), {{d:Date}})),
+                              session_start >= {{d:Date}} - 30)) AS active_days_last_30d,
+        sum(page_views) AS total_page_views,
+        sum(article_views) AS total_article_views,
+        sum(article_clicks) AS total_article_clicks,
+        sum(video_plays) AS total_video_plays,
+        sum(newsletter_signups) AS total_newsletter_signups,
+        sum(total_engagement_seconds) AS total_engagement_seconds,
+        sumIf(avg_scroll_depth * article_views, article_views > 0) AS scroll_x_views,
+        sum(subscriptions) AS subscriptions,
+        sum(ad_impressions) AS total_ad_impressions,
+        sum(ad_clicks) AS total_ad_clicks,
+        sum(ad_revenue) AS total_ad_revenue,
+        countIf(toDayOfWeek(session_start) >= 6) AS weekend_sessions,
+        countIf(toHour(session_start) >= 18) AS evening_sessions,
+        countIf(toHour(session_start) < 10) AS morning_sessions
+    FROM customer_sessions
+    WHERE session_start < {{d:Date}}
+    GROUP BY user_id
+    HAVING max(session_start) >= {{d:Date}} - 30
+) AS a
+INNER JOIN (
+    SELECT user_id, groupArray((c_brand, c_device, c_os, c_browser, c_country, c_city, n)) AS contexts
     FROM (
-        SELECT
-            user_id,
-            cityHash64(brand_id, device_type_id, os_id, browser_id, country_code, city_id) AS context,
-            any(brand_id) AS ctx_brand, any(device_type_id) AS ctx_device, any(os_id) AS ctx_os,
-            any(browser_id) AS ctx_browser, any(country_code) AS ctx_country, any(city_id) AS ctx_city,
-            count() AS n,
-            argMin(brand_id, session_start) AS first_brand_id,
-            min(session_start) AS first_start,
-            max(session_start) AS last_start,
-            sum(total_events) AS s_total_events,
-            sum(session_duration_sec) AS total_duration_sec,
-            uniqExactState(toDate(session_start)) AS days,
-            countIf(session_start >= {{d:Date}} - 7) AS sessions_last_7d,
-            countIf(session_start >= {{d:Date}} - 30) AS sessions_last_30d,
-            countIf(session_start >= {{d:Date}} - 60 AND session_start < {{d:Date}} - 30) AS sessions_prev_30d,
-            -- distinct days among the last 30, as bits of one integer: exact and O(1) per user
-            groupBitOrIf(bitShiftLeft(toUInt64(1), dateDiff('day', toDate(session_start), {{d:Date}})),
-                         session_start >= {{d:Date}} - 30) AS days_last_30d,
-            sum(page_views) AS s_page_views,
-            sum(article_views) AS s_article_views,
-            sum(article_clicks) AS s_article_clicks,
-            sum(video_plays) AS s_video_plays,
-            sum(newsletter_signups) AS s_newsletter_signups,
-            sum(total_engagement_seconds) AS engagement_seconds,
-            sumIf(avg_scroll_depth * article_views, article_views > 0) AS scroll_x_views,
-            sum(subscriptions) AS s_subscriptions,
-            sum(ad_impressions) AS s_ad_impressions,
-            sum(ad_clicks) AS s_ad_clicks,
-            sum(ad_revenue) AS s_ad_revenue,
-            countIf(toDayOfWeek(session_start) >= 6) AS weekend_sessions,
-            countIf(toHour(session_start) >= 18) AS evening_sessions,
-            countIf(toHour(session_start) < 10) AS morning_sessions
+        SELECT user_id, cityHash64(brand_id, device_type_id, os_id, browser_id, country_code, city_id) AS context,
+               any(brand_id) AS c_brand, any(device_type_id) AS c_device, any(os_id) AS c_os,
+               any(browser_id) AS c_browser, any(country_code) AS c_country, any(city_id) AS c_city, count() AS n
         FROM customer_sessions
         WHERE session_start < {{d:Date}}
         GROUP BY user_id, context
-    ) AS c
+    )
     GROUP BY user_id
-    HAVING max(c.last_start) >= {{d:Date}} - 30
-) AS a
+) AS m ON m.user_id = a.user_id
 LEFT JOIN (
     SELECT user_id, argMax(category_id, (n, category_id)) AS preferred_category_id, count() AS category_diversity
     FROM (

@@ -108,9 +108,14 @@ class _OwnLensEstimator(BaseEstimator):
         if algorithm in BOOSTERS:
             model = _booster(algorithm, self._task, self._params() | {"objective": getattr(self, "objective", None)},
                              balanced_weight)
+            model.fit(X, y)
+            return model
+        model = _baseline_pipeline(algorithm, self._task, self._params(), balanced_weight != 1.0)
+        if algorithm == "mlp" and self._task == "binary" and balanced_weight != 1.0:
+            # MLPs take no class_weight: weight the rows instead, or rare positives get ignored
+            model.fit(X, y, mlpclassifier__sample_weight=np.where(y == 1, balanced_weight, 1.0))
         else:
-            model = _baseline_pipeline(algorithm, self._task, self._params(), balanced_weight != 1.0)
-        model.fit(X, y)
+            model.fit(X, y)
         return model
 
     def _raw(self, X) -> np.ndarray:
