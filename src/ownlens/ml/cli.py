@@ -468,6 +468,27 @@ def models_rollback(
     out.print(f"{name} {row['model_version']} is production again")
 
 
+@app.command(epilog="Examples: ownlens-ml serve --port 8000\n\nOWNLENS_API_KEYS=secret1,secret2 ownlens-ml serve --host 0.0.0.0")
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for every interface)."),
+    port: int = typer.Option(8000, help="TCP port."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+):
+    """Run the REST API (OpenAPI docs at /docs). With the embedded warehouse this process holds it."""
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # one request, one thread: no oversubscription on small machines
+    import uvicorn
+
+    from ownlens.ml.serving.app import create_app
+    from ownlens.ml.settings import get_settings
+
+    client = _connect(dsn)  # fail here, with the usual one-line error, if the warehouse is unreachable or held
+    settings = get_settings()
+    console.print(f"serving on http://{host}:{port} (docs at /docs)" + (" with API keys" if settings.api_key_set else ""))
+    uvicorn.run(create_app(settings, client), host=host, port=port, log_level="warning", access_log=False)
+
+
 def demo_feature_dates(first: date, last: date) -> list[date]:
     """Weekly feature dates with complete 30-day label windows, plus the day after the data ends."""
     latest_labelled = last - timedelta(days=29)

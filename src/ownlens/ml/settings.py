@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     home: Path = Path("~/.ownlens")
     dsn: str | None = None
     artifacts: str | None = None  # where model artifacts go: a directory or an fsspec URL
+    api_keys: str | None = None  # comma-separated keys the REST API accepts in X-API-Key; unset = open
+    feature_cache_ttl_s: float = 60.0  # how long the API reuses a user's features read from the warehouse
 
     @property
     def home_dir(self) -> Path:
@@ -28,6 +30,10 @@ class Settings(BaseSettings):
     @property
     def default_dsn(self) -> str:
         return f"chdb://{self.home_dir / 'warehouse'}"
+
+    @property
+    def api_key_set(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in (self.api_keys or "").split(",") if k.strip())
 
     @property
     def artifacts_uri(self) -> str:

@@ -130,9 +130,11 @@ class Scorer:
 
     DATE_TTL_S = 60.0
 
-    def __init__(self, spec: ModelSpec, client: Client, model: TrainedModel):
+    def __init__(self, spec: ModelSpec, client: Client, model: TrainedModel, cache_ttl_s: float = 0.0):
         self.spec, self.client, self.model = spec, client, model
         self._latest: tuple[float, date] | None = None
+        self.cache_ttl_s = cache_ttl_s  # > 0: reuse users' feature rows read in the last cache_ttl_s seconds
+        self._cache: dict[tuple[date, str], tuple[float, date, np.ndarray]] = {}
         model.estimator.set_threads(1)  # a few rows per call: one thread, no contention with the warehouse
 
     def feature_date(self, feature_date=None) -> date:
@@ -142,6 +144,27 @@ class Scorer:
         if self._latest is None or now - self._latest[0] > self.DATE_TTL_S:
             self._latest = (now, latest_feature_date(self.client))
         return self._latest[1]
+
+    CACHE_MAX_ENTRIES = 200_000
+
+    def _vectors(self, d: date, users: list[str]):
+        """Packed feature rows of ``users`` on ``d``, through the short-lived cache when it is on."""
+        if self.cache_ttl_s <= 0:
+            return lookup_vectors(self.client, self.spec, d, users, self.model.encoder.index)
+        now = time.monotonic()
+        hits = {u: self._cache.get((d, u)) for u in users}
+        missing = [u for u, hit in hits.items() if hit is None or hit[0] < now]
+        if missing:
+            found = lookup_vectors(self.client, self.spec, d, missing, self.model.encoder.index)
+            if found is None:
+                return None
+            if len(self._cache) > self.CACHE_MAX_ENTRIES:
+                self._cache.clear()
+            for user, feature_day, row in zip(*found):
+                self._cache[(d, user)] = hits[user] = (now + self.cache_ttl_s, feature_day, row)
+        rows = [(u, hits[u]) for u in dict.fromkeys(users) if hits.get(u) is not None and hits[u][0] >= now]
+        X = np.array([hit[2] for _, hit in rows], dtype=np.float64).reshape(len(rows), len(self.spec.features.columns))
+        return [u for u, _ in rows], [hit[1] for _, hit in rows], X
 
     def score(self, keys: list, feature_date=None, return_proba: bool = True) -> pd.DataFrame:
         """One row per known key: the prediction, its level and decision, model version and feature date.
@@ -154,7 +177,7 @@ class Scorer:
         d = self.feature_date(feature_date)
         packed = None
         if not pair and self.model.features == self.spec.features.columns:
-            packed = lookup_vectors(self.client, self.spec, d, keys, self.model.encoder.index)
+            packed = self._vectors(d, keys)
         if packed is not None:  # the fast path: two columns from the serving vectors, no pandas until the end
             users, dates, X = packed
             values = self.model.predict_matrix(X) if len(users) else np.array([])

@@ -1,0 +1,233 @@
+"""The OwnLens REST API: predictions from the production models, registry views, health and metrics.
+
+``create_app()`` builds the FastAPI app; ``ownlens-ml serve`` runs it with uvicorn. With the embedded
+warehouse the server is the one process that holds it; with a ClickHouse server DSN any number of
+replicas can run side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import Annotated
+
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+
+from ownlens.ml import __version__
+from ownlens.ml.errors import InvalidInput, NotFound, OwnLensError
+from ownlens.ml.settings import Settings, get_settings
+
+log = logging.getLogger("ownlens.api")
+
+MAX_BATCH = 1000  # users or pairs per prediction request
+
+
+class TooLarge(OwnLensError):
+    http_status = 413
+
+
+class Unauthorized(OwnLensError):
+    http_status = 401
+
+
+# -- request and response models ------------------------------------------------------------------
+class Pair(BaseModel):
+    user_id: str
+    article_id: str
+
+
+class PredictRequest(BaseModel):
+    """Users to score (churn, conversion, engagement) or user x article pairs (click)."""
+
+    user_ids: list[str] | None = Field(None, examples=[["3f2b8c1e-0000-4000-8000-000000000000"]])
+    pairs: list[Pair] | None = None
+    feature_date: date | None = Field(None, description="Features of this date; default: the latest built.")
+
+    model_config = {"json_schema_extra": {"examples": [{"user_ids": ["3f2b8c1e-0000-4000-8000-000000000000"]}]}}
+
+
+class PredictResponse(BaseModel):
+    model: str
+    model_version: str
+    predictions: list[dict]
+    unknown: list = Field(default_factory=list, description="Requested users (or pairs) with no features on that date.")
+
+
+class ModelInfo(BaseModel):
+    model: str
+    version: str
+    stage: str
+    algorithm: str
+    metrics: dict
+    created_at: str
+
+
+class Health(BaseModel):
+    status: str
+    version: str = __version__
+    detail: dict = Field(default_factory=dict)
+
+
+# -- metrics ----------------------------------------------------------------------------------------
+class Metrics:
+    """Prometheus metrics of one app (its own registry, so several apps in one process do not clash)."""
+
+    def __init__(self):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.latency = Histogram("ownlens_request_seconds", "Request latency", ["route", "method", "status"],
+                                 buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=self.registry)
+        self.predictions = Counter("ownlens_predictions_total", "Predictions served", ["model", "version"], registry=self.registry)
+        self.model_version = Gauge("ownlens_model_version_info", "Model versions loaded for serving", ["model", "version"],
+                                   registry=self.registry)
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+# -- the app ----------------------------------------------------------------------------------------
+def create_app(settings: Settings | None = None, client: Client | None = None) -> FastAPI:
+    """The API over ``client`` (default: a client for the configured DSN, opened at start-up)."""
+    from ownlens.ml.serving.models import ServedModels
+
+    settings = settings or get_settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from ownlens.ml.warehouse import connect
+
+        app.state.client = client or connect(settings.dsn)
+        app.state.models = ServedModels(app.state.client, settings.feature_cache_ttl_s)
+        yield
+
+    app = FastAPI(title="OwnLens ML", version=__version__, lifespan=lifespan,
+                  description="Predictions from the production models in the OwnLens registry, read from the warehouse.")
+    app.state.metrics = metrics
+
+    @app.middleware("http")
+    async def log_requests(request: Request, call_next):
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            route = request.scope.get("route")
+            path = getattr(route, "path", request.url.path)
+            metrics.latency.labels(path, request.method, str(status)).observe(elapsed)
+            log.info(json.dumps({"event": "request", "method": request.method, "path": request.url.path,
+                                 "status": status, "ms": round(elapsed * 1000, 2)}))
+
+    @app.exception_handler(OwnLensError)
+    async def ownlens_error(request: Request, exc: OwnLensError):
+        return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=exc.http_status)
+
+    @app.exception_handler(ClickHouseError)
+    async def warehouse_error(request: Request, exc: ClickHouseError):
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return JSONResponse({"error": "WarehouseUnavailable", "detail": f"warehouse error: {first[:300]}"}, status_code=503)
+
+    def require_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
+        keys = settings.api_key_set
+        if keys and x_api_key not in keys:
+            raise Unauthorized("missing or unknown API key: send it in the X-API-Key header")
+
+    def served(request: Request):
+        return request.app.state.models
+
+    @app.get("/health", response_model=Health, tags=["health"])
+    def health() -> Health:
+        """Liveness: the process answers."""
+        return Health(status="ok")
+
+    @app.get("/ready", response_model=Health, tags=["health"])
+    def ready(request: Request):
+        """Readiness: the warehouse answers and its schema is current."""
+        from ownlens.ml import schema
+
+        try:
+            version = schema.current_version(request.app.state.client)
+        except ClickHouseError as exc:
+            return JSONResponse(Health(status="unavailable", detail={"warehouse": str(exc)[:200]}).model_dump(), status_code=503)
+        if version < schema.latest_version():
+            return JSONResponse(Health(status="schema-outdated", detail={"schema": version}).model_dump(), status_code=503)
+        return Health(status="ready", detail={"schema": version, "models_loaded": request.app.state.models.loaded()})
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["health"])
+    def prometheus() -> PlainTextResponse:
+        """Prometheus metrics: request latency, predictions served, model versions loaded."""
+        return PlainTextResponse(metrics.render().decode(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/models", response_model=list[ModelInfo], tags=["models"], dependencies=[Depends(require_key)])
+    def list_models(request: Request) -> list[ModelInfo]:
+        """Every registered version, newest first."""
+        from ownlens.ml.registry import store
+
+        rows = store.versions(request.app.state.client)
+        return [ModelInfo(model=r.model_name, version=r.model_version, stage=r.stage, algorithm=r.algorithm,
+                          metrics=json.loads(r.metrics or "{}"), created_at=str(r.created_at)) for r in rows.itertuples()]
+
+    @app.get("/models/{name}", response_model=ModelInfo, tags=["models"], dependencies=[Depends(require_key)])
+    def describe_model(name: str, request: Request, version: str = "production") -> ModelInfo:
+        """One version (default: production) of a model."""
+        from ownlens.ml.models import get_spec
+        from ownlens.ml.registry import store
+
+        get_spec(name)
+        r = store.get(request.app.state.client, name, version)
+        return ModelInfo(model=name, version=r["model_version"], stage=r["stage"], algorithm=r["algorithm"],
+                         metrics=json.loads(r["metrics"] or "{}"), created_at=str(r["created_at"]))
+
+    def _predict(name: str, keys: list, feature_date, models) -> PredictResponse:
+        if not keys:
+            raise InvalidInput("nothing to score: give user_ids (or pairs for click)")
+        if len(keys) > MAX_BATCH:
+            raise TooLarge(f"{len(keys)} entities in one request; the limit is {MAX_BATCH}: split the batch")
+        scorer = models.scorer(name)
+        version = scorer.model.version or "unregistered"
+        metrics.model_version.labels(name, version).set(1)
+        frame = scorer.score(keys, feature_date)
+        metrics.predictions.labels(name, version).inc(len(frame))
+        records = json.loads(frame.to_json(orient="records", date_format="iso"))
+        unknown = [list(k) if isinstance(k, tuple) else k for k in frame.attrs.get("unknown", [])]
+        return PredictResponse(model=name, model_version=version, predictions=records, unknown=unknown)
+
+    @app.post("/predict/{name}", response_model=PredictResponse, tags=["predictions"], dependencies=[Depends(require_key)])
+    def predict(name: str, body: PredictRequest, models=Depends(served)) -> PredictResponse:
+        """Score users (or user x article pairs for click) with the production version of ``name``."""
+        from ownlens.ml.models import get_spec
+
+        spec = get_spec(name)
+        if spec.source is not None:
+            if not body.pairs:
+                raise InvalidInput(f"{name} scores user x article pairs: send pairs=[{{user_id, article_id}}]")
+            keys = [(p.user_id, p.article_id) for p in body.pairs]
+        else:
+            if body.pairs:
+                raise InvalidInput(f"{name} scores users: send user_ids, not pairs")
+            keys = list(body.user_ids or [])
+        return _predict(name, keys, body.feature_date, models)
+
+    @app.get("/predict/{name}/{user_id}", response_model=PredictResponse, tags=["predictions"],
+             dependencies=[Depends(require_key)])
+    def predict_user(name: str, user_id: str, feature_date: date | None = None, models=Depends(served)) -> PredictResponse:
+        """One user's prediction; 404 when the user has no features on that date."""
+        result = _predict(name, [user_id], feature_date, models)
+        if not result.predictions:
+            raise NotFound(f"user {user_id} has no features on that date: unknown user or not active in the 30 days before it")
+        return result
+
+    return app

@@ -1,0 +1,100 @@
+"""The REST API in-process (FastAPI TestClient) over a real chDB warehouse with trained models."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import FEATURE_DATES
+from ownlens.ml.models.customer.churn import CHURN
+from ownlens.ml.models.training import train
+from ownlens.ml.registry import store
+from ownlens.ml.serving import models as served_models
+from ownlens.ml.serving.app import MAX_BATCH, create_app
+from ownlens.ml.settings import Settings
+
+UNKNOWN = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.fixture(scope="module")
+def api(labelled):
+    first = train(CHURN, labelled)
+    store.promote(labelled, "churn", first.model.version)
+    with TestClient(create_app(Settings(api_keys=None), labelled)) as client:
+        yield client, labelled, first.model.version
+
+
+@pytest.fixture(scope="module")
+def user(api):
+    _, client, _ = api
+    return client.query("SELECT toString(user_id) FROM customer_user_features WHERE feature_date = {d:Date} LIMIT 1",
+                        parameters={"d": FEATURE_DATES[1]}).result_rows[0][0]
+
+
+def test_health_ready_and_models(api):
+    http, _, version = api
+    assert http.get("/health").json()["status"] == "ok"
+    ready = http.get("/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    listed = http.get("/models").json()
+    assert any(m["model"] == "churn" and m["version"] == version and m["stage"] == "production" for m in listed)
+    assert http.get("/models/churn").json()["version"] == version
+    assert http.get("/models/nope").status_code == 404
+    assert "/predict/{name}" in http.get("/openapi.json").json()["paths"]
+
+
+def test_predict_users_with_unknowns(api, user):
+    http, _, version = api
+    response = http.post("/predict/churn", json={"user_ids": [user, UNKNOWN]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_version"] == version and body["unknown"] == [UNKNOWN]
+    [row] = body["predictions"]
+    assert row["user_id"] == user and 0 <= row["churn_probability"] <= 1 and row["churn_risk_level"] in {"low", "medium", "high"}
+    single = http.get(f"/predict/churn/{user}")
+    assert single.status_code == 200 and single.json()["predictions"][0]["churn_probability"] == pytest.approx(row["churn_probability"])
+    missing = http.get(f"/predict/churn/{UNKNOWN}")
+    assert missing.status_code == 404 and missing.json()["error"] == "NotFound" and "no features" in missing.json()["detail"]
+
+
+@pytest.mark.parametrize("request_kwargs, status, fragment", [
+    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "JSON"),
+    ({"json": {"user_ids": 5}}, 422, "list"),
+    ({"json": {"user_ids": ["not-a-uuid"]}}, 422, "not a valid id"),
+    ({"json": {}}, 422, "nothing to score"),
+    ({"json": {"user_ids": [UNKNOWN] * (MAX_BATCH + 1)}}, 413, "split the batch"),
+    ({"json": {"pairs": [{"user_id": UNKNOWN, "article_id": UNKNOWN}]}}, 422, "send user_ids"),
+])
+def test_bad_requests_get_json_errors(api, request_kwargs, status, fragment):
+    http, _, _ = api
+    response = http.post("/predict/churn", **request_kwargs)
+    assert response.status_code == status and fragment in response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert http.get("/health").status_code == 200  # still up
+
+
+def test_unknown_model_is_404(api, user):
+    http, _, _ = api
+    response = http.post("/predict/nope", json={"user_ids": [user]})
+    assert response.status_code == 404 and "unknown model 'nope'" in response.json()["detail"]
+
+
+def test_promotion_is_picked_up_without_restart(api, user, monkeypatch):
+    http, labelled, first_version = api
+    second = train(CHURN, labelled)
+    store.promote(labelled, "churn", second.model.version)
+    monkeypatch.setattr(served_models, "REGISTRY_TTL_S", 0.0)
+    assert http.post("/predict/churn", json={"user_ids": [user]}).json()["model_version"] == second.model.version
+    store.rollback(labelled, "churn")
+    assert http.post("/predict/churn", json={"user_ids": [user]}).json()["model_version"] == first_version
+
+
+def test_metrics_and_api_keys(api, user, labelled):
+    http, _, _ = api
+    http.post("/predict/churn", json={"user_ids": [user]})
+    text = http.get("/metrics").text
+    assert "ownlens_predictions_total" in text and "ownlens_request_seconds_bucket" in text and 'model="churn"' in text
+    with TestClient(create_app(Settings(api_keys="k1,k2"), labelled)) as locked:
+        assert locked.post("/predict/churn", json={"user_ids": [user]}).status_code == 401
+        assert locked.post("/predict/churn", json={"user_ids": [user]}, headers={"X-API-Key": "k2"}).status_code == 200
+        assert locked.get("/health").status_code == 200
