@@ -483,7 +483,10 @@ def serve(
     from ownlens.ml.serving.app import create_app
     from ownlens.ml.settings import get_settings
 
+    from ownlens.ml import schema
+
     client = _connect(dsn)  # fail here, with the usual one-line error, if the warehouse is unreachable or held
+    schema.require(client)
     settings = get_settings()
     console.print(f"serving on http://{host}:{port} (docs at /docs)" + (" with API keys" if settings.api_key_set else ""))
     uvicorn.run(create_app(settings, client), host=host, port=port, log_level="warning", access_log=False)
@@ -552,10 +555,10 @@ def demo(
             scored = predict_batch(spec, client, result.model, dates[-1])
             key = spec.primary_metric
             oracle = (result.oracle_metrics or {}).get(key)
+            versus = f" (oracle {oracle:.3f})" if oracle is not None else ""
             trained_rows.append((f"model {name} {result.model.version}",
-                                 f"{key} {result.metrics[key]:.3f} (oracle {oracle:.3f}) · {scored['rows']:,} users scored for "
-                                 f"{dates[-1]} → {spec.predictions_table} · {path}" if oracle is not None else
-                                 f"{key} {result.metrics[key]:.3f} · {scored['rows']:,} users scored · {path}"))
+                                 f"{key} {result.metrics[key]:.3f}{versus} · {scored['rows']:,} predictions for "
+                                 f"{dates[-1]} → {scored['table']} · {path}"))
             progress.advance(task)
     table = Table(title=f"OwnLens demo finished in {time.perf_counter() - started:.0f} s", show_header=False)
     table.add_row("warehouse", describe_dsn(resolve_dsn(dsn)))
@@ -565,7 +568,7 @@ def demo(
     for row in trained_rows:
         table.add_row(*row)
     table.add_row("next", "ownlens-ml models list · ownlens-ml predict churn --user ID · ownlens-ml evaluate churn · "
-                          "python: ChurnPredictor().predict(user_id)")
+                          "ownlens-ml serve (REST API, docs at /docs) · python: ChurnPredictor().predict(user_id)")
     out.print(table)
 
 
