@@ -468,6 +468,44 @@ def models_rollback(
     out.print(f"{name} {row['model_version']} is production again")
 
 
+@app.command(epilog="Examples: ownlens-ml monitor churn --date 2026-03-09\n\nownlens-ml monitor churn --date 2026-03-09 --reference 2026-02-09 --json")
+def monitor(
+    model: str = typer.Argument(..., help="Model name: churn, conversion or engagement."),
+    current: Optional[str] = typer.Option(None, "--date", help="Date to check (default: the latest feature date)."),
+    reference: Optional[str] = typer.Option(None, help="Date to compare with (default: the end of the production version's training window)."),
+    fail_on_alert: bool = typer.Option(False, help="Exit with code 1 when anything drifted past the alert threshold."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+):
+    """Input and prediction drift (PSI, JS, KS, in ClickHouse) and realised performance, into ml_model_monitoring."""
+    from ownlens.ml.data.loaders import latest_feature_date
+    from ownlens.ml.monitoring.monitor import monitor as run_monitor
+
+    spec = _spec(model)
+    client = _connect(dsn)
+    d = parse_date(current, "--date") or latest_feature_date(client)
+    report = run_monitor(client, spec, d, parse_date(reference, "--reference"))
+    if as_json:
+        out.print_json(json.dumps(_rounded(report.to_dict()), default=str))
+    else:
+        table = Table(title=f"{model} {report.version}: {report.reference} → {report.current}")
+        for column in ("input", "PSI", "JS", "KS", "status"):
+            table.add_column(column, justify="right")
+        rows = sorted(report.drift, key=lambda x: -x.psi)
+        if report.prediction_drift:
+            rows.insert(0, report.prediction_drift)
+        for x in rows:
+            table.add_row(x.name, f"{x.psi:.3f}", f"{x.js:.3f}", "" if x.ks_statistic is None else f"{x.ks_statistic:.3f}", x.status)
+        out.print(table)
+        if report.performance:
+            out.print("realised performance: " + ", ".join(f"{k} {v:.4g}" for k, v in report.performance.items()))
+        if report.alerts:
+            console.print(f"{len(report.alerts)} past the alert threshold (PSI >= 0.25, or KS >= 0.1 with p < 0.01); "
+                          "rows written to ml_model_monitoring")
+    if fail_on_alert and report.alerts:
+        raise typer.Exit(1)
+
+
 @app.command(epilog="Examples: ownlens-ml serve --port 8000\n\nOWNLENS_API_KEYS=secret1,secret2 ownlens-ml serve --host 0.0.0.0")
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for every interface)."),

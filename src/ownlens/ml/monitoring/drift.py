@@ -1,0 +1,91 @@
+"""Drift of model inputs and outputs between two dates, computed inside ClickHouse.
+
+Per numeric input: PSI and Jensen-Shannon divergence over ten bins cut at the reference date's deciles,
+and the two-sample Kolmogorov-Smirnov test; per categorical input: PSI and JS over its values. The same
+for a model's stored predictions. Thresholds follow common practice: PSI 0.1 warns, 0.25 alerts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from clickhouse_connect.driver.client import Client
+
+PSI_WARN, PSI_ALERT = 0.1, 0.25
+KS_ALERT_P, KS_MIN_STATISTIC = 0.01, 0.1  # significant *and* large: big samples make tiny shifts significant
+EPS = 1e-4
+
+# shares per bin for the reference (r) and current (c) samples, then PSI and JS over the bins
+_DIVERGENCES = """
+SELECT
+    sum((c - r) * log((c + {eps:Float64}) / (r + {eps:Float64}))) AS psi,
+    0.5 * sum(if(r > 0, r * log(r / ((r + c) / 2)), 0)) + 0.5 * sum(if(c > 0, c * log(c / ((r + c) / 2)), 0)) AS js
+FROM (
+    SELECT bin, sumIf(n, is_ref) / any(total_ref) AS r, sumIf(n, NOT is_ref) / any(total_cur) AS c
+    FROM (
+        SELECT bin, is_ref, n,
+               sum(if(is_ref, n, 0)) OVER () AS total_ref, sum(if(NOT is_ref, n, 0)) OVER () AS total_cur
+        FROM ({binned})
+    )
+    GROUP BY bin
+)
+"""
+
+_NUMERIC_BINS = """
+SELECT arrayCount(e -> v > e, (SELECT quantilesExact(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)(v) FROM ({values}) WHERE is_ref))
+       AS bin, is_ref, count() AS n
+FROM ({values})
+GROUP BY bin, is_ref
+"""
+
+_CATEGORICAL_BINS = "SELECT toString(v) AS bin, is_ref, count() AS n FROM ({values}) GROUP BY bin, is_ref"
+
+_KS = "SELECT kolmogorovSmirnovTest('two-sided')(v, toUInt8(NOT is_ref)) FROM ({values})"
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Drift of one column between the reference and the current sample."""
+
+    name: str
+    kind: str  # numeric | categorical
+    psi: float
+    js: float
+    ks_statistic: float | None
+    ks_p_value: float | None
+    reference_rows: int
+    current_rows: int
+
+    @property
+    def status(self) -> str:
+        ks_alert = (self.ks_p_value is not None and self.ks_p_value < KS_ALERT_P
+                    and (self.ks_statistic or 0) >= KS_MIN_STATISTIC)
+        if self.psi >= PSI_ALERT or ks_alert:
+            return "alert"
+        return "warning" if self.psi >= PSI_WARN else "ok"
+
+
+def column_drift(client: Client, values_sql: str, params: dict, name: str, kind: str) -> Drift:
+    """Drift of ``values_sql``'s column ``v`` (rows flagged ``is_ref``): all of it computed in ClickHouse."""
+    binned = (_NUMERIC_BINS if kind == "numeric" else _CATEGORICAL_BINS).replace("{values}", values_sql)
+    psi, js = client.query(_DIVERGENCES.replace("{binned}", binned), parameters={**params, "eps": EPS}).result_rows[0]
+    counts = client.query(f"SELECT countIf(is_ref), countIf(NOT is_ref) FROM ({values_sql})", parameters=params).result_rows[0]
+    ks_stat = ks_p = None
+    if kind == "numeric" and min(counts) > 0:
+        ks = client.query(_KS.replace("{values}", values_sql), parameters=params).result_rows[0][0]
+        ks_stat, ks_p = (ks["d_statistic"], ks["p_value"]) if isinstance(ks, dict) else ks
+    return Drift(name, kind, float(psi or 0.0), float(js or 0.0), ks_stat, ks_p, int(counts[0]), int(counts[1]))
+
+
+def feature_drift(client: Client, table: str, columns: list[tuple[str, str, str]], reference: date, current: date,
+                  date_column: str = "feature_date", where: str = "1") -> list[Drift]:
+    """Drift of each (name, SQL expression, kind) of ``table`` between two of its dates."""
+    params = {"ref": reference, "cur": current}
+    out = []
+    for name, expression, kind in columns:
+        value = f"toFloat64({expression})" if kind == "numeric" else f"ifNull(toString({expression}), '')"
+        values_sql = (f"SELECT {value} AS v, {date_column} = {{ref:Date}} AS is_ref FROM {table} "
+                      f"WHERE {date_column} IN ({{ref:Date}}, {{cur:Date}}) AND ({where})")
+        out.append(column_drift(client, values_sql, params, name, kind))
+    return out

@@ -1,0 +1,83 @@
+"""Drift detection in ClickHouse: an injected shift is caught, an unshifted week is not; statistics match scipy."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from conftest import FEATURE_DATES, SMALL
+from ownlens.ml.features.build import build_features
+from ownlens.ml.models.customer.churn import CHURN
+from ownlens.ml.monitoring.drift import feature_drift
+from ownlens.ml.monitoring.monitor import monitor
+from ownlens.ml.simulation import simulate
+
+BEFORE, AFTER = date(2026, 2, 23), date(2026, 3, 9)  # two weeks apart; the drift below starts in between
+WINDOWED = [("sessions_last_7d", "sessions_last_7d", "numeric"), ("active_days_last_30d", "active_days_last_30d", "numeric"),
+            ("preferred_device_type_id", "preferred_device_type_id", "categorical")]
+
+
+def _publisher(make_db, drift_at):
+    client = make_db()
+    simulate(client, replace(SMALL, drift_at=drift_at))
+    for d in (BEFORE, AFTER):
+        build_features(client, d)
+    return client
+
+
+@pytest.fixture(scope="module")
+def drifted(make_db):
+    return _publisher(make_db, date(2026, 3, 1))
+
+
+@pytest.fixture(scope="module")
+def steady(make_db):
+    return _publisher(make_db, None)
+
+
+def test_injected_shift_is_detected_and_steady_data_is_not(drifted, steady):
+    shifted = {d.name: d for d in feature_drift(drifted, "customer_user_features", WINDOWED, BEFORE, AFTER)}
+    calm = {d.name: d for d in feature_drift(steady, "customer_user_features", WINDOWED, BEFORE, AFTER)}
+    assert shifted["sessions_last_7d"].status == "alert", shifted
+    assert calm["sessions_last_7d"].status == "ok", calm
+    assert shifted["sessions_last_7d"].psi > 3 * calm["sessions_last_7d"].psi
+    assert shifted["sessions_last_7d"].ks_statistic > 2 * calm["sessions_last_7d"].ks_statistic
+    assert calm["preferred_device_type_id"].status == "ok"
+
+
+def test_drift_statistics_match_an_independent_computation(drifted):
+    [d] = feature_drift(drifted, "customer_user_features", WINDOWED[:1], BEFORE, AFTER)
+    values = {day: np.array([r[0] for r in drifted.query(
+        "SELECT toFloat64(sessions_last_7d) FROM customer_user_features WHERE feature_date = {d:Date}",
+        parameters={"d": day}).result_rows]) for day in (BEFORE, AFTER)}
+    ks = stats.ks_2samp(values[BEFORE], values[AFTER])
+    assert d.ks_statistic == pytest.approx(ks.statistic, abs=1e-9)
+    edges = np.quantile(values[BEFORE], np.arange(0.1, 1.0, 0.1), method="inverted_cdf")
+    bins = lambda v: np.bincount((v[:, None] > edges[None, :]).sum(1), minlength=10) / len(v)
+    r, c = bins(values[BEFORE]), bins(values[AFTER])
+    psi = np.sum((c - r) * np.log((c + 1e-4) / (r + 1e-4)))
+    js = jensenshannon(r, c) ** 2  # scipy returns the distance: the square root of the divergence
+    assert d.psi == pytest.approx(psi, rel=1e-6) and d.js == pytest.approx(js, rel=1e-6)
+
+
+def test_monitor_writes_rows_once_per_date(drifted):
+    first = monitor(drifted, CHURN, AFTER, BEFORE)
+    again = monitor(drifted, CHURN, AFTER, BEFORE)
+    assert first.alerts and [a.split(":")[0] for a in first.alerts] == [a.split(":")[0] for a in again.alerts]
+    rows = drifted.query("SELECT count(), uniqExact(feature_name) FROM ml_model_monitoring WHERE model_name = 'churn' "
+                         "AND monitoring_date = {d:Date} AND monitor_type = 'feature_drift'", parameters={"d": AFTER}).result_rows[0]
+    assert rows[0] == rows[1] == len(CHURN.features.columns)
+
+
+def test_monitor_rejects_bad_dates(steady):
+    from ownlens.ml.errors import InvalidInput, NotFound
+
+    with pytest.raises(InvalidInput, match="must be before"):
+        monitor(steady, CHURN, BEFORE, AFTER)
+    with pytest.raises(NotFound, match="no features for 2026-03-02"):
+        monitor(steady, CHURN, date(2026, 3, 2), BEFORE)
