@@ -81,3 +81,19 @@ def test_monitor_rejects_bad_dates(steady):
         monitor(steady, CHURN, BEFORE, AFTER)
     with pytest.raises(NotFound, match="no features for 2026-03-02"):
         monitor(steady, CHURN, date(2026, 3, 2), BEFORE)
+
+
+def test_realised_performance_of_stored_predictions(labelled):
+    from ownlens.ml.models.prediction import predict_batch
+    from ownlens.ml.models.training import train
+
+    result = train(CHURN, labelled)
+    scored = predict_batch(CHURN, labelled, result.model, FEATURE_DATES[1])
+    report = monitor(labelled, CHURN, FEATURE_DATES[1], FEATURE_DATES[0])
+    perf = report.performance
+    assert perf["rows"] == scored["rows"]
+    assert perf["roc_auc"] == pytest.approx(result.metrics["roc_auc"], abs=0.02)  # the same users and labels as the test split
+    assert abs(perf["mean_prediction"] - perf["observed_rate"]) < 0.05
+    stored = labelled.query("SELECT metric_value FROM ml_model_monitoring WHERE model_name = 'churn' AND monitor_type = 'performance' "
+                            "AND metric_name = 'roc_auc' AND monitoring_date = {d:Date}", parameters={"d": FEATURE_DATES[1]}).result_rows
+    assert stored == [(pytest.approx(perf["roc_auc"]),)]
