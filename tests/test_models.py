@@ -194,3 +194,20 @@ def test_hyper_parameter_search_and_cross_validation(labelled):
     cv = result.extra["cross_validation"]
     assert cv["folds"] == 3 and len(cv["scores"]) == 3 and 0.3 < cv["mean"] < 1
     assert result.model.version is None  # not registered
+
+
+@pytest.mark.parametrize("estimator", [OwnLensClassifier("logistic"), OwnLensClassifier("random_forest", n_estimators=5),
+                                       OwnLensClassifier("mlp"), OwnLensRegressor("linear"), OwnLensRegressor("lightgbm", n_estimators=5)])
+def test_every_algorithm_round_trips_through_its_safe_format(estimator):
+    from ownlens.ml.models.estimators import estimator_from_files
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] > 0).astype(int) if isinstance(estimator, OwnLensClassifier) else X[:, 0] * 2
+    fitted = estimator.fit(X, y)
+    files = fitted.to_files()
+    assert not any(name.endswith((".pkl", ".pickle", ".joblib")) for name in files)
+    loaded = estimator_from_files(files)
+    before = fitted.predict_proba(X) if isinstance(estimator, OwnLensClassifier) else fitted.predict(X)
+    after = loaded.predict_proba(X) if isinstance(estimator, OwnLensClassifier) else loaded.predict(X)
+    np.testing.assert_allclose(after, before)

@@ -22,6 +22,8 @@ features_app = typer.Typer(no_args_is_help=True, help="Build and check point-in-
 app.add_typer(features_app, name="features")
 models_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote and roll back registered model versions.")
 app.add_typer(models_app, name="models")
+abtest_app = typer.Typer(no_args_is_help=True, help="A/B tests between two versions of a model.")
+app.add_typer(abtest_app, name="abtest")
 console = Console(stderr=True)
 out = Console()
 log = logging.getLogger("ownlens")
@@ -504,6 +506,69 @@ def monitor(
                           "rows written to ml_model_monitoring")
     if fail_on_alert and report.alerts:
         raise typer.Exit(1)
+
+
+@abtest_app.command("create", epilog="Example: ownlens-ml abtest create churn-v2 --model churn --a 1.0.0 --b 1.1.0 --split 0.5 --start 2026-02-02")
+def abtest_create(
+    name: str = typer.Argument(..., help="A name for the test."),
+    model: str = typer.Option(..., help="Model name (churn or conversion)."),
+    a: str = typer.Option(..., "--a", help="Version of variant A (the control)."),
+    b: str = typer.Option(..., "--b", help="Version of variant B (the challenger)."),
+    split: float = typer.Option(0.5, help="Share of users assigned to B."),
+    start: Optional[str] = typer.Option(None, help="First feature date in the test (default: the latest built)."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+):
+    """Start an A/B test: users are split between the versions by a stable hash of the user id."""
+    from ownlens.ml.monitoring import abtest
+
+    test = abtest.create(_connect(dsn), name, model, a, b, split, parse_date(start, "--start"))
+    out.print(f"A/B test {test.name} running: {model} {a} (A) vs {b} (B, {split:.0%} of users) from {test.start}")
+
+
+def _abtest_table(name: str, results: dict) -> Table:
+    table = Table(title=f"A/B test {name}: labelled dates {', '.join(results['dates'])}")
+    for column in ("variant", "version", "users", "accuracy", "roc_auc", "brier"):
+        table.add_column(column, justify="right")
+    for arm, r in results["arms"].items():
+        table.add_row(arm, r["version"], f"{r['users']:,}", f"{r['accuracy']:.4f}", f"{r['roc_auc']:.4f}", f"{r['brier']:.4f}")
+    return table
+
+
+@abtest_app.command("status", epilog="Example: ownlens-ml abtest status churn-v2 --json")
+def abtest_status(
+    name: str = typer.Argument(..., help="The test's name."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+):
+    """Outcomes of each variant so far, the two-proportion test and the probability each is best."""
+    from ownlens.ml.monitoring import abtest
+
+    test, results = abtest.status(_connect(dsn), name)
+    if as_json:
+        out.print_json(json.dumps(_rounded({"test": name, "status": test.status, **results}), default=str))
+        return
+    out.print(_abtest_table(name, results))
+    t = results["test"]
+    out.print(f"lift B-A {t['lift']:+.4f}, z {t['z']:.2f}, p {t['p_value']:.4g}; P(A best) {t['prob_a_best']:.3f}, "
+              f"P(B best) {t['prob_b_best']:.3f}")
+
+
+@abtest_app.command("conclude", epilog="Example: ownlens-ml abtest conclude churn-v2")
+def abtest_conclude(
+    name: str = typer.Argument(..., help="The test's name."),
+    alpha: float = typer.Option(0.05, help="Significance level for declaring a winner."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+):
+    """Final analysis; records the winner (A, B or none) on the test."""
+    from ownlens.ml.monitoring import abtest
+
+    test = abtest.conclude(_connect(dsn), name, alpha)
+    if as_json:
+        out.print_json(json.dumps(_rounded({"test": name, "status": test.status, "winner": test.winner, **test.results}), default=str))
+        return
+    out.print(_abtest_table(name, test.results))
+    out.print(f"winner: {test.winner} (p {test.results['test']['p_value']:.4g}, alpha {alpha})")
 
 
 @app.command(epilog="Examples: ownlens-ml serve --port 8000\n\nOWNLENS_API_KEYS=secret1,secret2 ownlens-ml serve --host 0.0.0.0")

@@ -20,6 +20,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ownlens.ml.errors import InvalidInput
 
 BOOSTERS = ("xgboost", "lightgbm")
+# types our baseline pipelines contain beyond skops' defaults; anything else in a file is refused
+SKOPS_TRUSTED = {"numpy.dtype", "sklearn.tree._tree.Tree", "sklearn.neural_network._stochastic_optimizers.AdamOptimizer"}
 CLASSIFIER_ALGORITHMS = (*BOOSTERS, "logistic", "random_forest", "mlp")
 REGRESSOR_ALGORITHMS = (*BOOSTERS, "linear", "random_forest", "mlp")
 
@@ -212,10 +214,10 @@ class _OwnLensEstimator(BaseEstimator):
         else:
             import skops.io as sio
 
-            untrusted = sio.get_untrusted_types(data=files["model.skops"])
+            untrusted = set(sio.get_untrusted_types(data=files["model.skops"])) - SKOPS_TRUSTED
             if untrusted:
-                raise InvalidInput(f"refusing to load a model with untrusted types {untrusted[:3]}: it was not written by OwnLens")
-            est.model_ = sio.loads(files["model.skops"])
+                raise InvalidInput(f"refusing to load a model with untrusted types {sorted(untrusted)[:3]}: it was not written by OwnLens")
+            est.model_ = sio.loads(files["model.skops"], trusted=sorted(SKOPS_TRUSTED))
         return est
 
 

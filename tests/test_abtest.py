@@ -1,0 +1,58 @@
+"""A/B tests: stable assignment (the same in Python and SQL), outcomes, significance, the recorded winner."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import FEATURE_DATES
+from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.models.customer.churn import CHURN
+from ownlens.ml.models.training import train
+from ownlens.ml.monitoring import abtest
+
+
+@pytest.fixture(scope="module")
+def versions(labelled):
+    good = train(CHURN, labelled).model.version
+    weak = train(CHURN, labelled, algorithm="logistic", params={}).model.version
+    return good, weak
+
+
+def test_assignment_is_stable_and_the_same_in_sql(labelled):
+    rows = labelled.query(
+        f"SELECT toString(user_id), {abtest.VARIANT_SQL} FROM customer_user_features WHERE feature_date = {{d:Date}} LIMIT 500",
+        parameters={"test": "t-123", "split": 0.3, "d": FEATURE_DATES[0]}).result_rows
+    assert all(abtest.variant("t-123", user, 0.3) == arm for user, arm in rows)
+    share_b = sum(arm == "B" for _, arm in rows) / len(rows)
+    assert 0.22 < share_b < 0.38
+
+
+def test_create_status_conclude(labelled, versions):
+    good, weak = versions
+    test = abtest.create(labelled, "churn-ab", "churn", weak, good, split=0.5, start=FEATURE_DATES[0])
+    with pytest.raises(InvalidInput, match="already running"):
+        abtest.create(labelled, "churn-ab", "churn", weak, good)
+    running, results = abtest.status(labelled, "churn-ab")
+    assert running.status == "running" and results["dates"] == [str(d) for d in FEATURE_DATES]
+    arms = results["arms"]
+    assert arms["A"]["version"] == weak and arms["B"]["version"] == good
+    assert abs(arms["A"]["users"] - arms["B"]["users"]) < 0.2 * (arms["A"]["users"] + arms["B"]["users"])
+    t = results["test"]
+    assert 0 <= t["p_value"] <= 1 and t["prob_a_best"] + t["prob_b_best"] == pytest.approx(1)
+    assert (t["prob_b_best"] > 0.5) == (t["lift"] > 0)
+    final = abtest.conclude(labelled, "churn-ab")
+    assert final.status == "concluded" and final.winner in {"A", "B", "none"}
+    assert final.winner == ("none" if t["p_value"] >= 0.05 else ("B" if t["lift"] > 0 else "A"))
+    assert abtest.get(labelled, "churn-ab").winner == final.winner
+    with pytest.raises(InvalidInput, match="already concluded"):
+        abtest.conclude(labelled, "churn-ab")
+
+
+def test_bad_tests_are_refused(labelled, versions):
+    good, _ = versions
+    with pytest.raises(NotFound, match="has no version '9.9.9'"):
+        abtest.create(labelled, "x", "churn", good, "9.9.9")
+    with pytest.raises(InvalidInput, match="between 0 and 1"):
+        abtest.create(labelled, "x", "churn", good, "9.9.9", split=1.5)
+    with pytest.raises(NotFound, match="no A/B test named 'nope'"):
+        abtest.status(labelled, "nope")
