@@ -98,3 +98,16 @@ def test_metrics_and_api_keys(api, user, labelled):
         assert locked.post("/predict/churn", json={"user_ids": [user]}).status_code == 401
         assert locked.post("/predict/churn", json={"user_ids": [user]}, headers={"X-API-Key": "k2"}).status_code == 200
         assert locked.get("/health").status_code == 200
+
+
+def test_realtime_worker_runs_inside_the_server(api, labelled):
+    import time
+
+    from ownlens.ml.serving import worker
+
+    with TestClient(create_app(Settings(), labelled, realtime=["churn"], realtime_interval_s=0.1)) as http:
+        deadline = time.time() + 20
+        while worker.watermark(labelled, "api-churn") == worker.EPOCH and time.time() < deadline:
+            time.sleep(0.1)
+        assert http.get("/health").status_code == 200
+    assert worker.watermark(labelled, "api-churn") > worker.EPOCH

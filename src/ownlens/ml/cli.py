@@ -575,6 +575,7 @@ def abtest_conclude(
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for every interface)."),
     port: int = typer.Option(8000, help="TCP port."),
+    realtime: Optional[list[str]] = typer.Option(None, "--realtime", help="Also run this model's real-time worker inside the server (repeatable)."),
     dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
 ):
     """Run the REST API (OpenAPI docs at /docs). With the embedded warehouse this process holds it."""
@@ -592,7 +593,45 @@ def serve(
     schema.require(client)
     settings = get_settings()
     console.print(f"serving on http://{host}:{port} (docs at /docs)" + (" with API keys" if settings.api_key_set else ""))
-    uvicorn.run(create_app(settings, client), host=host, port=port, log_level="warning", access_log=False)
+    for name in realtime or []:
+        _spec(name)
+    uvicorn.run(create_app(settings, client, realtime=list(realtime or [])), host=host, port=port, log_level="warning",
+                access_log=False)
+
+
+@app.command(epilog="Examples: ownlens-ml worker churn --once\n\nownlens-ml worker churn --interval 10 --since 2026-03-19T00:00:00")
+def worker(
+    model: str = typer.Argument(..., help="Model to score with (churn, conversion or engagement)."),
+    once: bool = typer.Option(False, help="Catch up with the events so far, then exit."),
+    interval: float = typer.Option(10.0, help="Seconds to wait when there is nothing new."),
+    since: Optional[str] = typer.Option(None, help="Restart from this time (ISO); default: where the worker stopped, or now for a new one."),
+    window_hours: float = typer.Option(1.0, help="At most this much event time per pass."),
+    name: Optional[str] = typer.Option(None, help="Worker name (its watermark); default: worker-MODEL."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+):
+    """Real-time inference: score users as new events arrive, resuming exactly where it stopped."""
+    from datetime import datetime, timezone
+
+    from ownlens.ml.models.prediction import Scorer
+    from ownlens.ml.registry import store
+    from ownlens.ml.serving import worker as realtime
+
+    spec = _spec(model)
+    if spec.source is not None:
+        raise InvalidInput(f"{model} scores user x article pairs; the real-time worker covers user models")
+    client = _connect(dsn)
+    worker_name = name or f"worker-{model}"
+    if since:
+        try:
+            at = datetime.fromisoformat(since).replace(tzinfo=timezone.utc)
+        except ValueError:
+            raise InvalidInput(f"--since {since!r} is not a time: use ISO format, e.g. 2026-03-19T00:00:00") from None
+        realtime.set_watermark(client, worker_name, model, at)
+    scorer = Scorer(spec, client, store.load(client, model, "production"), cache_ttl_s=0)
+    passes = realtime.run(client, spec, scorer, worker_name, interval_s=interval, once=once,
+                          max_window=timedelta(hours=window_hours))
+    out.print(f"{worker_name}: {len(passes)} windows, {sum(p.users for p in passes):,} users with new events, "
+              f"{sum(p.scored for p in passes):,} scored; watermark {realtime.watermark(client, worker_name)}")
 
 
 def demo_feature_dates(first: date, last: date) -> list[date]:

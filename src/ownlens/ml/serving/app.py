@@ -96,8 +96,28 @@ class Metrics:
 
 
 # -- the app ----------------------------------------------------------------------------------------
-def create_app(settings: Settings | None = None, client: Client | None = None) -> FastAPI:
-    """The API over ``client`` (default: a client for the configured DSN, opened at start-up)."""
+def _realtime_loop(app: FastAPI, name: str, stop, interval_s: float) -> None:
+    """Score new activity for ``name`` until the server stops; errors are logged and retried."""
+    from ownlens.ml.models import get_spec
+    from ownlens.ml.serving import worker
+
+    spec = get_spec(name)
+    while not stop.is_set():
+        try:
+            worker.run(app.state.client, spec, app.state.models.scorer(name), f"api-{name}", once=True)
+        except Exception:  # the API stays up; the watermark makes the retry exact
+            log.exception("real-time worker for %s failed; retrying in %s s", name, interval_s)
+        stop.wait(interval_s)
+
+
+
+def create_app(settings: Settings | None = None, client: Client | None = None, realtime: list[str] | None = None,
+               realtime_interval_s: float = 10.0) -> FastAPI:
+    """The API over ``client`` (default: a client for the configured DSN, opened at start-up).
+
+    ``realtime`` names models whose real-time worker runs in a background thread of this process
+    (the way to run it beside the API on an embedded warehouse, which one process holds).
+    """
     from ownlens.ml.serving.models import ServedModels
 
     settings = settings or get_settings()
@@ -105,11 +125,21 @@ def create_app(settings: Settings | None = None, client: Client | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        import threading
+
         from ownlens.ml.warehouse import connect
 
         app.state.client = client or connect(settings.dsn)
         app.state.models = ServedModels(app.state.client, settings.feature_cache_ttl_s)
+        stop = threading.Event()
+        threads = [threading.Thread(target=_realtime_loop, args=(app, name, stop, realtime_interval_s),
+                                    name=f"ownlens-realtime-{name}", daemon=True) for name in realtime or []]
+        for thread in threads:
+            thread.start()
         yield
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
 
     app = FastAPI(title="OwnLens ML", version=__version__, lifespan=lifespan,
                   description="Predictions from the production models in the OwnLens registry, read from the warehouse.")
