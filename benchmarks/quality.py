@@ -16,10 +16,9 @@ import platform
 import shutil
 import tempfile
 import time
-from datetime import timedelta
 
 from ownlens.ml import schema
-from ownlens.ml.cli import demo_feature_dates
+from ownlens.ml.pipelines.run import plan_feature_dates
 from ownlens.ml.features.build import build_features, data_range
 from ownlens.ml.models import MODELS
 from ownlens.ml.models.training import compare_baselines
@@ -41,7 +40,7 @@ def main() -> None:
         schema.apply(client)
         simulate(client, SimulationConfig(users=args.users, days=args.days, seed=args.seed))
         first, last = data_range(client)
-        for d in demo_feature_dates(first, last)[:-1]:
+        for d in plan_feature_dates(first, last)[:-1]:
             build_features(client, d)
         results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                    "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores",

@@ -29,7 +29,7 @@ def test_assignment_is_stable_and_the_same_in_sql(labelled):
 
 def test_create_status_conclude(labelled, versions):
     good, weak = versions
-    test = abtest.create(labelled, "churn-ab", "churn", weak, good, split=0.5, start=FEATURE_DATES[0])
+    abtest.create(labelled, "churn-ab", "churn", weak, good, split=0.5, start=FEATURE_DATES[0])
     with pytest.raises(InvalidInput, match="already running"):
         abtest.create(labelled, "churn-ab", "churn", weak, good)
     running, results = abtest.status(labelled, "churn-ab")

@@ -60,10 +60,24 @@ def test_warehouse_held_by_another_process(sim, warehouse_path, tmp_path):
     assert "in use by another process" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_every_command_has_help_with_an_example(tmp_path):
-    for command in [["init"], ["simulate"], ["features", "build"], ["features", "quality"], ["explore"], ["status"], ["demo"]]:
-        result = run([*command, "--help"], tmp_path)
-        assert result.returncode == 0 and "Example" in result.stdout, command
+def test_every_command_has_help_with_an_example():
+    import typer
+    from typer.testing import CliRunner
+
+    from ownlens.ml.cli import app
+
+    def commands(group, prefix=()):
+        for name, command in group.commands.items():
+            if hasattr(command, "commands"):
+                yield from commands(command, (*prefix, name))
+            else:
+                yield (*prefix, name)
+
+    found = list(commands(typer.main.get_command(app)))
+    assert {("train",), ("predict",), ("models", "promote"), ("monitor",), ("abtest", "create"), ("serve",), ("run",)} <= set(found)
+    for command in found:
+        result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0 and "Example" in result.output, command
 
 
 def test_train_predict_evaluate_and_registry_commands(tmp_path):
@@ -101,6 +115,7 @@ def test_train_predict_evaluate_and_registry_commands(tmp_path):
     assert pair.returncode == 0 and "have no features" in json.loads(pair.stdout)["message"]
 
     for args, code, message in [
+        (["run", "--model", "nope"], 3, "unknown model 'nope'"),
         (["predict", "click", "--user", "00000000-0000-4000-8000-000000000000"], 2, "add --article ID"),
         (["train", "nope"], 2, "unknown model 'nope'"),
         (["predict", "nope"], 3, "unknown model 'nope'"),
@@ -111,3 +126,10 @@ def test_train_predict_evaluate_and_registry_commands(tmp_path):
     ]:
         bad = run(args, tmp_path)
         assert bad.returncode == code and message in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
+
+    master = run(["run", "--model", "churn", "--skip-exploration", "--json"], tmp_path)
+    assert master.returncode == 0, master.stderr
+    summary = json.loads(master.stdout)
+    churn = summary["models"]["churn"]
+    assert churn["predictions"] > 300 and churn["prediction_table"] == "customer_churn_predictions" and "drift_alerts" in churn
+    assert summary["feature_dates"][-1] == "2026-03-06" and any(s["step"] == "features 2026-03-06" for s in summary["steps"])

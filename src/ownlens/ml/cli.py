@@ -634,15 +634,62 @@ def worker(
               f"{sum(p.scored for p in passes):,} scored; watermark {realtime.watermark(client, worker_name)}")
 
 
-def demo_feature_dates(first: date, last: date) -> list[date]:
-    """Weekly feature dates with complete 30-day label windows, plus the day after the data ends."""
-    latest_labelled = last - timedelta(days=29)
-    dates = []
-    d = latest_labelled
-    while d > first + timedelta(days=14) and len(dates) < 4:
-        dates.append(d)
-        d -= timedelta(days=7)
-    return sorted(dates) + [last + timedelta(days=1)]
+def _print_summary(title: str, summary, extra_rows: list[tuple[str, str]] = ()) -> None:
+    table = Table(title=title, show_header=False)
+    for row in extra_rows:
+        table.add_row(*row)
+    table.add_row("feature dates", ", ".join(str(d) for d in summary.feature_dates))
+    for step, outcome, seconds in summary.steps:
+        if not step.startswith("model "):
+            table.add_row(step, f"{outcome} · {seconds:.1f} s")
+    for name, m in summary.models.items():
+        if "error" in m:
+            table.add_row(f"model {name}", f"failed: {m['error']}")
+            continue
+        versus = f" (oracle {m['oracle']:.3f})" if m.get("oracle") is not None else ""
+        stage = "promoted" if m["promoted"] else f"kept production {m['production']}"
+        drift = f" · {m['drift_alerts']} drift alerts" if "drift_alerts" in m else ""
+        table.add_row(f"model {name} {m['version']}", f"{m['metric']} {m['value']:.3f}{versus} · {stage} · "
+                                                      f"{m['predictions']:,} predictions → {m['prediction_table']}{drift} · {m['report']}")
+    for name, path in summary.reports.items():
+        table.add_row(f"{name} report", path)
+    out.print(table)
+
+
+def _run_with_progress(client, options):
+    from ownlens.ml.pipelines.run import run_all
+
+    with console.status("starting") as status:
+        return run_all(client, options, progress=lambda step: status.update(step))
+
+
+@app.command("run", epilog="Examples: ownlens-ml run\n\nownlens-ml run --models-only --model churn --json")
+def run_pipeline(
+    skip_exploration: bool = typer.Option(False, help="Do not write the exploration report."),
+    skip_features: bool = typer.Option(False, help="Use the feature dates already built."),
+    models_only: bool = typer.Option(False, help="Only train, evaluate and score (no features, exploration or monitoring)."),
+    skip_prerequisites: bool = typer.Option(False, help="Skip the schema and data checks."),
+    model: Optional[list[str]] = typer.Option(None, "--model", help="Only these models (repeatable); default: all."),
+    rebuild_features: bool = typer.Option(False, help="Rebuild feature dates that already exist."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
+):
+    """The master run: features, exploration, every model (train, evaluate, promote if better, score), monitoring."""
+    from ownlens.ml.pipelines.run import RunOptions
+
+    for name in model or []:
+        _spec(name)
+    options = RunOptions(skip_exploration, skip_features, models_only, skip_prerequisites, list(model) if model else None,
+                         rebuild_features)
+    summary = _run_with_progress(_connect(dsn), options)
+    if as_json:
+        out.print_json(json.dumps(_rounded({"feature_dates": [str(d) for d in summary.feature_dates],
+                                            "steps": [{"step": s, "outcome": o, "seconds": round(t, 2)} for s, o, t in summary.steps],
+                                            "models": summary.models, "reports": summary.reports}), default=str))
+    else:
+        _print_summary("OwnLens run", summary)
+    if any("error" in m for m in summary.models.values()):
+        raise typer.Exit(1)
 
 
 @app.command(epilog="Example: ownlens-ml demo --users 5000 --days 75")
@@ -652,12 +699,10 @@ def demo(
     seed: int = typer.Option(7, help="Random seed."),
     dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
 ):
-    """The whole loop on the embedded warehouse: init, simulate, features, exploration, train, register, predict."""
+    """The whole loop on the embedded warehouse: init, simulate a publisher, then `ownlens-ml run`."""
     from ownlens.ml import schema
-    from ownlens.ml.data.exploration import explore as write_report
     from ownlens.ml.data.loaders import reload_reference_dictionaries
-    from ownlens.ml.features.build import build_features, data_range
-    from ownlens.ml.settings import get_settings
+    from ownlens.ml.pipelines.run import RunOptions
     from ownlens.ml.simulation import SimulationConfig
     from ownlens.ml.simulation import simulate as run_simulation
     from ownlens.ml.warehouse import describe_dsn, resolve_dsn
@@ -672,46 +717,14 @@ def demo(
     with _progress() as progress:
         task = progress.add_task("simulating users", total=users)
         sim = run_simulation(client, cfg, progress=lambda done, total: progress.update(task, completed=done))
-        reload_reference_dictionaries(client)
-        first, last = data_range(client)
-        dates = demo_feature_dates(first, last)
-        task = progress.add_task("building features", total=len(dates))
-        for d in dates:
-            build_features(client, d)
-            progress.advance(task)
-    report = write_report(client, get_settings().reports_dir / "exploration", dates[-2] if len(dates) > 1 else dates[-1])
-    from ownlens.ml.models import MODELS
-    from ownlens.ml.models.evaluation import write_report as write_model_report
-    from ownlens.ml.models.prediction import predict_batch
-    from ownlens.ml.models.training import train as run_training
-    from ownlens.ml.registry import store
-
-    trained_rows = []
-    with _progress() as progress:
-        task = progress.add_task("training, registering and scoring models", total=len(MODELS))
-        for name, spec in MODELS.items():
-            result = run_training(spec, client)
-            store.promote(client, name, result.model.version)
-            path = write_model_report(spec, result.model, result.test, result.metrics, result.oracle_metrics,
-                                      get_settings().reports_dir / "models" / name / str(result.model.version), result.split)
-            scored = predict_batch(spec, client, result.model, dates[-1])
-            key = spec.primary_metric
-            oracle = (result.oracle_metrics or {}).get(key)
-            versus = f" (oracle {oracle:.3f})" if oracle is not None else ""
-            trained_rows.append((f"model {name} {result.model.version}",
-                                 f"{key} {result.metrics[key]:.3f}{versus} · {scored['rows']:,} predictions for "
-                                 f"{dates[-1]} → {scored['table']} · {path}"))
-            progress.advance(task)
-    table = Table(title=f"OwnLens demo finished in {time.perf_counter() - started:.0f} s", show_header=False)
-    table.add_row("warehouse", describe_dsn(resolve_dsn(dsn)))
-    table.add_row("simulated", f"{sim['users']:,} users, {sim['sessions']:,} sessions, {sim['events']:,} events, {sim['from']} .. {sim['to']}")
-    table.add_row("feature dates", ", ".join(str(d) for d in dates))
-    table.add_row("exploration report", str(report))
-    for row in trained_rows:
-        table.add_row(*row)
-    table.add_row("next", "ownlens-ml models list · ownlens-ml predict churn --user ID · ownlens-ml evaluate churn · "
-                          "ownlens-ml serve (REST API, docs at /docs) · python: ChurnPredictor().predict(user_id)")
-    out.print(table)
+    reload_reference_dictionaries(client)
+    summary = _run_with_progress(client, RunOptions(rebuild_features=True))
+    _print_summary(f"OwnLens demo finished in {time.perf_counter() - started:.0f} s", summary, [
+        ("warehouse", describe_dsn(resolve_dsn(dsn))),
+        ("simulated", f"{sim['users']:,} users, {sim['sessions']:,} sessions, {sim['events']:,} events, {sim['from']} .. {sim['to']}"),
+    ])
+    out.print("next: ownlens-ml models list · ownlens-ml predict churn --user ID · ownlens-ml monitor churn · "
+              "ownlens-ml serve (REST API, docs at /docs) · python: ChurnPredictor().predict(user_id)")
 
 
 def main() -> None:

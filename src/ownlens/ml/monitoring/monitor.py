@@ -148,7 +148,9 @@ def _alert(report: MonitoringReport) -> None:
     alerts = report.alerts
     if not alerts:
         return
-    log.warning("drift alert for %s on %s: %s", report.model, report.current, "; ".join(alerts))
+    names = [a.split(":")[0] for a in alerts]
+    log.warning("drift alert for %s on %s against %s: %d past the threshold (%s%s)", report.model, report.current,
+                report.reference, len(alerts), ", ".join(names[:5]), ", ..." if len(names) > 5 else "")
     url = os.environ.get("OWNLENS_ALERT_WEBHOOK")
     if url:
         body = json.dumps({"model": report.model, "date": str(report.current), "alerts": alerts}).encode()

@@ -1,0 +1,143 @@
+"""The master run (seed 003's run_ml.py): exploration, features, every model, predictions, evaluation, monitoring."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from clickhouse_connect.driver.client import Client
+
+from ownlens.ml.errors import NotFound
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOptions:
+    skip_exploration: bool = False
+    skip_features: bool = False
+    models_only: bool = False  # train, predict and evaluate only: no features, exploration or monitoring
+    skip_prerequisites: bool = False
+    models: list[str] | None = None  # default: every model
+    rebuild_features: bool = False  # also rebuild feature dates that already exist
+
+
+@dataclass
+class RunSummary:
+    steps: list[tuple[str, str, float]] = field(default_factory=list)  # (step, outcome, seconds)
+    models: dict[str, dict] = field(default_factory=dict)
+    feature_dates: list[date] = field(default_factory=list)
+    reports: dict[str, str] = field(default_factory=dict)
+
+
+def plan_feature_dates(first: date, last: date) -> list[date]:
+    """Weekly feature dates with complete 30-day label windows (up to four), plus the day after the data ends."""
+    dates, d = [], last - timedelta(days=29)
+    while d > first + timedelta(days=14) and len(dates) < 4:
+        dates.append(d)
+        d -= timedelta(days=7)
+    return sorted(dates) + [last + timedelta(days=1)]
+
+
+def _timed(summary: RunSummary, step: str, fn):
+    started = time.perf_counter()
+    try:
+        outcome = fn()
+        summary.steps.append((step, outcome or "ok", time.perf_counter() - started))
+        return outcome
+    except Exception as exc:
+        summary.steps.append((step, f"failed: {exc}".splitlines()[0][:200], time.perf_counter() - started))
+        raise
+
+
+def run_all(client: Client, options: RunOptions | None = None, progress=None) -> RunSummary:
+    """Run every step for the warehouse's data; ``progress(step)`` is called as each step starts."""
+    from ownlens.ml import schema
+    from ownlens.ml.features.build import build_features, data_range
+    from ownlens.ml.models import MODELS, get_spec
+    from ownlens.ml.settings import get_settings
+
+    options = options or RunOptions()
+    summary = RunSummary()
+    say = progress or (lambda step: None)
+    names = options.models or list(MODELS)
+    specs = [get_spec(n) for n in names]
+    reports_dir = get_settings().reports_dir
+
+    if not options.skip_prerequisites:
+        say("checking prerequisites")
+
+        def prerequisites():
+            schema.require(client)
+            if data_range(client) is None:
+                raise NotFound("the warehouse has no sessions: run `ownlens-ml simulate` or load customer_events first")
+            return "schema current, data present"
+        _timed(summary, "prerequisites", prerequisites)
+
+    span = data_range(client)
+    if span is None:
+        raise NotFound("the warehouse has no sessions: run `ownlens-ml simulate` or load customer_events first")
+    summary.feature_dates = plan_feature_dates(*span)
+    if not (options.skip_features or options.models_only):
+        built = {r[0] for r in client.query("SELECT DISTINCT feature_date FROM customer_user_features").result_rows}
+        todo = [d for d in summary.feature_dates if options.rebuild_features or d not in built]
+        for d in todo:
+            say(f"building features for {d}")
+            _timed(summary, f"features {d}", lambda d=d: f"{build_features(client, d)['customer_user_features']:,} users")
+    scoring_date = summary.feature_dates[-1]
+    if not (options.skip_exploration or options.models_only):
+        say("writing the exploration report")
+        from ownlens.ml.data.exploration import explore
+
+        labelled = summary.feature_dates[-2] if len(summary.feature_dates) > 1 else scoring_date
+        summary.reports["exploration"] = str(_timed(summary, "exploration", lambda: str(explore(client, reports_dir / "exploration", labelled))))
+
+    for spec in specs:
+        say(f"training {spec.name}")
+        started = time.perf_counter()
+        try:
+            summary.models[spec.name] = _model(client, spec, scoring_date, reports_dir, monitor=not options.models_only)
+            summary.steps.append((f"model {spec.name}", "ok", time.perf_counter() - started))
+        except Exception as exc:  # one model failing must not stop the others
+            log.exception("model %s failed", spec.name)
+            summary.models[spec.name] = {"error": str(exc).splitlines()[0][:300]}
+            summary.steps.append((f"model {spec.name}", f"failed: {str(exc).splitlines()[0][:200]}", time.perf_counter() - started))
+    return summary
+
+
+def _model(client: Client, spec, scoring_date: date, reports_dir, monitor: bool) -> dict:
+    """Train, evaluate (report), promote when at least as good as production, score the latest date, monitor."""
+    from ownlens.ml.models.evaluation import write_report
+    from ownlens.ml.models.prediction import predict_batch
+    from ownlens.ml.models.training import train
+    from ownlens.ml.registry import store
+
+    result = train(spec, client)
+    key = spec.primary_metric
+    new = result.metrics[key]
+    try:
+        import json
+
+        current = json.loads(store.get(client, spec.name, "production")["metrics"]).get(key)
+    except NotFound:
+        current = None
+    promoted = current is None or new >= current
+    if promoted:
+        store.promote(client, spec.name, result.model.version)
+    report = write_report(spec, result.model, result.test, result.metrics, result.oracle_metrics,
+                          reports_dir / "models" / spec.name / str(result.model.version), result.split)
+    served = store.load(client, spec.name, "production")
+    scored = predict_batch(spec, client, served, scoring_date)
+    out = {"version": result.model.version, "promoted": promoted, "production": served.version, "metric": key,
+           "value": new, "oracle": (result.oracle_metrics or {}).get(key), "test_rows": result.split["test_rows"],
+           "predictions": scored["rows"], "prediction_table": scored["table"], "report": str(report)}
+    if monitor and spec.source is None:
+        from ownlens.ml.monitoring.monitor import monitor as run_monitor
+
+        reference = result.split.get("test_date")
+        if reference and str(reference) < str(scoring_date):
+            m = run_monitor(client, spec, scoring_date, date.fromisoformat(str(reference)))
+            out["drift_alerts"] = len(m.alerts)
+    return out
