@@ -91,6 +91,19 @@ def training_frame(client: Client, spec: ModelSpec, dates: list[date], brand_id=
     return frame
 
 
+def _scoring_source(client: Client, spec: ModelSpec, d: date, brand_id, batch_rows: int) -> tuple[str, dict, int]:
+    """The scoring SQL of ``d`` (and brand), its parameters, and how many hash-split batches it needs."""
+    params: dict = {"d": d}
+    where = brand_filter(client, brand_id, params)
+    source = (spec.source.scoring if spec.source else _user_scoring_sql(spec)).replace("{where}", where)
+    total = int(client.command(f"SELECT count() FROM ({source})", parameters=params))
+    if total == 0:
+        exists = int(client.command("SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}", parameters={"d": d}))
+        if not exists:
+            raise NotFound(f"no features for {d}: run `ownlens-ml features build --date {d}` first")
+    return source, params, max(1, -(-total // batch_rows))
+
+
 def encoded_batches(
     client: Client, spec: ModelSpec, d: date, features: list[str], vocabularies: dict[str, list[str]], brand_id=None,
     batch_rows: int = SCORING_BATCH_ROWS,
@@ -101,14 +114,7 @@ def encoded_batches(
     as :class:`CategoryEncoder` codes it; only ids (``key_*``) and the model's inputs (``f0``, ``f1``...
     in ``features`` order) leave ClickHouse.
     """
-    params: dict = {"d": d}
-    where = brand_filter(client, brand_id, params)
-    source = (spec.source.scoring if spec.source else _user_scoring_sql(spec)).replace("{where}", where)
-    total = int(client.command(f"SELECT count() FROM ({source})", parameters=params))
-    if total == 0:
-        exists = int(client.command("SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}", parameters={"d": d}))
-        if not exists:
-            raise NotFound(f"no features for {d}: run `ownlens-ml features build --date {d}` first")
+    source, params, parts = _scoring_source(client, spec, d, brand_id, batch_rows)
     columns = [f"{c} AS key_{c}" for c in dict.fromkeys([*entity_columns(spec), "brand_id"])]  # ids, apart from inputs
     for i, name in enumerate(features):
         if name in vocabularies:
@@ -116,7 +122,6 @@ def encoded_batches(
             columns.append(f"toFloat64(nullIf(indexOf({{vocab{i}:Array(String)}}, ifNull({name}, '')), 0) - 1) AS f{i}")
         else:
             columns.append(f"toFloat64({name}) AS f{i}")
-    parts = max(1, -(-total // batch_rows))
     for part in range(parts):
         yield client.query_arrow(
             f"SELECT {', '.join(columns)} FROM ({source}) WHERE cityHash64(user_id) % {{parts:UInt64}} = {{part:UInt64}}",
@@ -128,15 +133,7 @@ def scoring_batches(
     client: Client, spec: ModelSpec, d: date, brand_id=None, batch_rows: int = SCORING_BATCH_ROWS,
 ) -> Iterator[pd.DataFrame]:
     """The rows of ``d`` to score, in bounded batches (split by a hash of user_id)."""
-    params: dict = {"d": d}
-    where = brand_filter(client, brand_id, params)
-    source = (spec.source.scoring if spec.source else _user_scoring_sql(spec)).replace("{where}", where)
-    total = int(client.command(f"SELECT count() FROM ({source})", parameters=params))
-    if total == 0:
-        exists = int(client.command("SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}", parameters={"d": d}))
-        if not exists:
-            raise NotFound(f"no features for {d}: run `ownlens-ml features build --date {d}` first")
-    parts = max(1, -(-total // batch_rows))
+    source, params, parts = _scoring_source(client, spec, d, brand_id, batch_rows)
     for part in range(parts):
         yield query_frame(client, f"SELECT * FROM ({source}) WHERE cityHash64(user_id) % {{parts:UInt64}} = {{part:UInt64}}",
                           params | {"parts": parts, "part": part})
