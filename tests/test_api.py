@@ -53,6 +53,10 @@ def test_predict_users_with_unknowns(api, user):
     assert row["user_id"] == user and 0 <= row["churn_probability"] <= 1 and row["churn_risk_level"] in {"low", "medium", "high"}
     single = http.get(f"/predict/churn/{user}")
     assert single.status_code == 200 and single.json()["predictions"][0]["churn_probability"] == pytest.approx(row["churn_probability"])
+    bad_date = http.get(f"/predict/churn/{user}", params={"feature_date": "19/02/2026"})
+    assert bad_date.status_code == 422 and "feature_date" in bad_date.json()["detail"]
+    dated = http.get(f"/predict/churn/{user}", params={"feature_date": str(FEATURE_DATES[1])})
+    assert dated.status_code == 200 and dated.json()["predictions"][0]["feature_date"] == str(FEATURE_DATES[1])
     missing = http.get(f"/predict/churn/{UNKNOWN}")
     assert missing.status_code == 404 and missing.json()["error"] == "NotFound" and "no features" in missing.json()["detail"]
 
@@ -97,6 +101,8 @@ def test_metrics_and_api_keys(api, user, labelled):
     with TestClient(create_app(Settings(api_keys="k1,k2"), labelled)) as locked:
         assert locked.post("/predict/churn", json={"user_ids": [user]}).status_code == 401
         assert locked.post("/predict/churn", json={"user_ids": [user]}, headers={"X-API-Key": "k2"}).status_code == 200
+        assert locked.get(f"/predict/churn/{user}").status_code == 401  # the hot GET checks keys too
+        assert locked.get(f"/predict/churn/{user}", headers={"X-API-Key": "k1"}).status_code == 200
         assert locked.get("/health").status_code == 200
 
 
@@ -111,3 +117,28 @@ def test_realtime_worker_runs_inside_the_server(api, labelled):
             time.sleep(0.1)
         assert http.get("/health").status_code == 200
     assert worker.watermark(labelled, "api-churn") > worker.EPOCH
+
+
+def test_warm_requests_are_answered_from_the_cache_alike(api, user):
+    """The second request for a user takes the no-I/O path; its answer equals the first, read from the warehouse."""
+    http, _, version = api
+    cold = http.post("/predict/churn", json={"user_ids": [user]}).json()["predictions"][0]
+    scorer = http.app.state.models.current("churn")
+    assert scorer is not None and scorer.cached_record(user) is not None  # the cache now holds the user
+    warm = http.get(f"/predict/churn/{user}")
+    assert warm.status_code == 200 and warm.headers["content-type"] == "application/json"
+    row = warm.json()["predictions"][0]
+    assert row.pop("churn_probability") == pytest.approx(cold.pop("churn_probability"), rel=1e-6)
+    assert row == cold and row["model_version"] == version and len(row["feature_date"]) == 10
+
+
+def test_scheduled_monitoring_runs_inside_the_server(api, labelled):
+    import time
+
+    labelled.command("DELETE FROM ml_model_monitoring WHERE model_name = 'churn'")
+    with TestClient(create_app(Settings(), labelled, monitor_interval_s=0.1)) as http:
+        deadline = time.time() + 30
+        while not int(labelled.command("SELECT count() FROM ml_model_monitoring WHERE model_name = 'churn'")) and time.time() < deadline:
+            time.sleep(0.2)
+        assert http.get("/health").status_code == 200
+    assert int(labelled.command("SELECT count() FROM ml_model_monitoring WHERE model_name = 'churn' AND monitor_type = 'feature_drift'")) > 0

@@ -97,3 +97,23 @@ def test_realised_performance_of_stored_predictions(labelled):
     stored = labelled.query("SELECT metric_value FROM ml_model_monitoring WHERE model_name = 'churn' AND monitor_type = 'performance' "
                             "AND metric_name = 'roc_auc' AND monitoring_date = {d:Date}", parameters={"d": FEATURE_DATES[1]}).result_rows
     assert stored == [(pytest.approx(perf["roc_auc"]),)]
+
+
+def test_scheduled_pass_covers_the_latest_date_and_completed_labels_once(labelled):
+    from ownlens.ml.models.prediction import predict_batch
+    from ownlens.ml.models.training import train
+    from ownlens.ml.monitoring.monitor import monitor_due
+
+    model = train(CHURN, labelled).model
+    predict_batch(CHURN, labelled, model, FEATURE_DATES[0])
+    labelled.command("DELETE FROM ml_model_monitoring WHERE model_name = 'churn'")
+    done: set = set()
+    reports = {(r.model, r.current): r for r in monitor_due(labelled, done)}
+    latest = max(FEATURE_DATES)
+    assert reports[("churn", latest)].drift  # drift on the newest features
+    first = reports[("churn", FEATURE_DATES[0])]  # labels complete, predictions stored: realised performance
+    assert first.reference is None and not first.drift and first.performance["rows"] > 0
+    assert monitor_due(labelled, done) == []  # nothing new: nothing redone
+    stored = labelled.query("SELECT monitoring_date, countIf(monitor_type = 'performance') FROM ml_model_monitoring "
+                            "WHERE model_name = 'churn' GROUP BY monitoring_date ORDER BY monitoring_date").result_rows
+    assert stored[0] == (FEATURE_DATES[0], len(first.performance))

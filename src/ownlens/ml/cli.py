@@ -490,7 +490,7 @@ def monitor(
     if as_json:
         out.print_json(json.dumps(_rounded(report.to_dict()), default=str))
     else:
-        table = Table(title=f"{model} {report.version}: {report.reference} → {report.current}")
+        table = Table(title=f"{model} {report.version}: {report.reference or '(no earlier features)'} → {report.current}")
         for column in ("input", "PSI", "JS", "KS", "status"):
             table.add_column(column, justify="right")
         rows = sorted(report.drift, key=lambda x: -x.psi)
@@ -576,9 +576,12 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for every interface)."),
     port: int = typer.Option(8000, help="TCP port."),
     realtime: Optional[list[str]] = typer.Option(None, "--realtime", help="Also run this model's real-time worker inside the server (repeatable)."),
+    monitor_every: float = typer.Option(60.0, help="Minutes between scheduled monitoring passes inside the server (drift on new "
+                                              "feature dates, performance once labels are in); 0 turns it off."),
     dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
 ):
-    """Run the REST API (OpenAPI docs at /docs). With the embedded warehouse this process holds it."""
+    """Run the REST API (OpenAPI docs at /docs). With the embedded warehouse this process holds it, and runs
+    scheduled monitoring (and any --realtime workers) itself."""
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one request, one thread: no oversubscription on small machines
@@ -595,7 +598,10 @@ def serve(
     console.print(f"serving on http://{host}:{port} (docs at /docs)" + (" with API keys" if settings.api_key_set else ""))
     for name in realtime or []:
         _spec(name)
-    uvicorn.run(create_app(settings, client, realtime=list(realtime or [])), host=host, port=port, log_level="warning",
+    if monitor_every < 0:
+        raise InvalidInput("--monitor-every must be >= 0 minutes (0 turns scheduled monitoring off)")
+    app_ = create_app(settings, client, realtime=list(realtime or []), monitor_interval_s=monitor_every * 60 or None)
+    uvicorn.run(app_, host=host, port=port, log_level="warning",
                 access_log=False)
 
 

@@ -106,6 +106,7 @@ class _OwnLensEstimator(BaseEstimator):
         return {k: getattr(self, k) for k in self.get_params()}
 
     def _fit_model(self, X, y, balanced_weight: float):
+        self.__dict__.pop("compiled_", None)  # compiled from the previous fit
         algorithm = self.algorithm
         if algorithm in BOOSTERS:
             model = _booster(algorithm, self._task, self._params() | {"objective": getattr(self, "objective", None)},
@@ -128,6 +129,22 @@ class _OwnLensEstimator(BaseEstimator):
         if self.algorithm == "lightgbm":
             return np.asarray(model.booster_.predict(X, num_threads=self.n_jobs or 0), dtype=float)
         return model.predict_proba(X)[:, 1] if self._task == "binary" else model.predict(X)
+
+    def _output(self, raw: np.ndarray) -> np.ndarray:
+        return raw
+
+    def predict_few(self, X: np.ndarray) -> np.ndarray:
+        """``predict_proba(X)[:, 1]`` (classifier) or ``predict(X)`` for a few rows of an already checked
+        float64 matrix: no input validation, and XGBoost's trees walked by numpy (~0.1 ms for one row
+        against ~0.4 ms through the booster)."""
+        if self.algorithm == "xgboost":
+            if not hasattr(self, "compiled_"):
+                from ownlens.ml.models.compiled import compile_xgboost
+
+                self.compiled_ = compile_xgboost(self.model_.get_booster())
+            if self.compiled_ is not None:
+                return self._output(self.compiled_.predict(X))
+        return self._output(self._raw(X))
 
     def _validated(self, X, reset: bool):
         X = validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan")
@@ -311,10 +328,12 @@ class OwnLensClassifier(ClassifierMixin, _OwnLensEstimator):
 
     def predict_proba(self, X):
         check_is_fitted(self)
-        X = self._validated(X, reset=False)
-        a, b = self.calibrator_
-        p = 1 / (1 + np.exp(-(a * _logit(self._raw(X)) + b)))
+        p = self._output(self._raw(self._validated(X, reset=False)))
         return np.column_stack([1 - p, p])
+
+    def _output(self, raw: np.ndarray) -> np.ndarray:
+        a, b = self.calibrator_
+        return 1 / (1 + np.exp(-(a * _logit(raw) + b)))
 
     def predict(self, X):
         check_is_fitted(self)

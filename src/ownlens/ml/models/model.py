@@ -47,6 +47,12 @@ class TrainedModel:
             return self.estimator.predict_proba(X)[:, 1]
         return np.asarray(self.estimator.predict(X), dtype=float)
 
+    def predict_few(self, X: np.ndarray) -> np.ndarray:
+        """As :meth:`predict_matrix` for the few rows of a single request, without input validation."""
+        if X.shape[1] != len(self.features):
+            raise ValueError(f"expected {len(self.features)} feature columns, got {X.shape[1]}")
+        return self.estimator.predict_few(X)
+
     def importances(self) -> pd.Series:
         return pd.Series(self.estimator.feature_importances(), index=self.features).sort_values(ascending=False)
 

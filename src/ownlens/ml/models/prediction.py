@@ -166,27 +166,16 @@ class Scorer:
         X = np.array([hit[2] for _, hit in rows], dtype=np.float64).reshape(len(rows), len(self.spec.features.columns))
         return [u for u, _ in rows], [hit[1] for _, hit in rows], X
 
-    def score(self, keys: list, feature_date=None, return_proba: bool = True) -> pd.DataFrame:
-        """One row per known key: the prediction, its level and decision, model version and feature date.
+    FEW_ROWS = 32  # up to this many rows per call, XGBoost's trees are walked by numpy (see compiled.py)
 
-        ``keys`` are user ids, or (user_id, article_id) pairs for pair models. Unknown keys are left
-        out; ``frame.attrs["unknown"]`` lists them and ``frame.attrs["message"]`` says so.
-        """
-        pair = self.spec.source is not None
-        keys = [(as_uuid(k[0]), as_uuid(k[1])) for k in keys] if pair else [as_uuid(k) for k in keys]
-        d = self.feature_date(feature_date)
-        packed = None
-        if not pair and self.model.features == self.spec.features.columns:
-            packed = self._vectors(d, keys)
-        if packed is not None:  # the fast path: two columns from the serving vectors, no pandas until the end
-            users, dates, X = packed
-            values = self.model.predict_matrix(X) if len(users) else np.array([])
-            columns = {"user_id": users, "feature_date": dates}
-        else:
-            frame = lookup_frame(self.client, self.spec, d, keys)
-            values = self.model.predict_values(frame)
-            columns = {c: frame[c].to_numpy() for c in (*entity_columns(self.spec), "feature_date")}
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        if not len(X):
+            return np.array([])
+        return self.model.predict_few(X) if len(X) <= self.FEW_ROWS else self.model.predict_matrix(X)
+
+    def _columns(self, entities: dict, feature_dates: list, values: np.ndarray, return_proba: bool = True) -> dict:
         level, decision = _outputs(self.spec, values)
+        columns = {**entities, "feature_date": feature_dates}
         if return_proba or self.spec.task != "binary":
             columns[self.spec.output] = values
         if self.spec.level_column:
@@ -194,12 +183,64 @@ class Scorer:
         if self.spec.decision_column:
             columns[self.spec.decision_column] = decision
         columns["model_version"] = [self.model.version or "unregistered"] * len(values)
-        out = pd.DataFrame(columns)
+        return columns
+
+    def _scored(self, keys: list, feature_date, return_proba: bool) -> tuple[dict, list, bool]:
+        pair = self.spec.source is not None
+        keys = [(as_uuid(k[0]), as_uuid(k[1])) for k in keys] if pair else [as_uuid(k) for k in keys]
+        d = self.feature_date(feature_date)
+        packed = None
+        if not pair and self.model.features == self.spec.features.columns:
+            packed = self._vectors(d, keys)
+        if packed is not None:  # the fast path: two columns from the serving vectors, no pandas
+            users, dates, X = packed
+            columns = self._columns({"user_id": users}, dates, self._predict(X), return_proba)
+        else:
+            frame = lookup_frame(self.client, self.spec, d, keys)
+            entities = {c: frame[c].to_numpy() for c in entity_columns(self.spec)}
+            columns = self._columns(entities, frame["feature_date"].to_numpy(), self.model.predict_values(frame), return_proba)
         known = set(zip(columns["user_id"], columns["article_id"])) if pair else set(columns["user_id"])
-        unknown = [k for k in keys if k not in known]
+        return columns, [k for k in keys if k not in known], pair
+
+    def score(self, keys: list, feature_date=None, return_proba: bool = True) -> pd.DataFrame:
+        """One row per known key: the prediction, its level and decision, model version and feature date.
+
+        ``keys`` are user ids, or (user_id, article_id) pairs for pair models. Unknown keys are left
+        out; ``frame.attrs["unknown"]`` lists them and ``frame.attrs["message"]`` says so.
+        """
+        columns, unknown, pair = self._scored(keys, feature_date, return_proba)
+        out = pd.DataFrame(columns)
         out.attrs["unknown"] = unknown
         out.attrs["unknown_users"] = unknown if not pair else sorted({u for u, _ in unknown})
         if unknown:
             shown = ", ".join(":".join(k) if pair else k for k in unknown[:3])
             out.attrs["message"] = f"{len(unknown)} of the requested {'pairs' if pair else 'users'} have no features on that date: {shown}"
         return out
+
+    def records(self, keys: list, feature_date=None) -> tuple[list[dict], list]:
+        """As :meth:`score`, as JSON-ready records (dates as ISO strings), and the unknown keys."""
+        columns, unknown, _ = self._scored(keys, feature_date, True)
+        return _records(columns), unknown
+
+    def cached_record(self, user_id: str) -> dict | None:
+        """One user's record on the latest feature date from the feature cache alone, without touching the
+        warehouse; None when anything (the date, the user's row) would need a read."""
+        now = time.monotonic()
+        if self.cache_ttl_s <= 0 or self._latest is None or now - self._latest[0] > self.DATE_TTL_S:
+            return None
+        user_id = as_uuid(user_id)
+        hit = self._cache.get((self._latest[1], user_id))
+        if hit is None or hit[0] < now:
+            return None
+        return _records(self._columns({"user_id": [user_id]}, [hit[1]], self._predict(hit[2].reshape(1, -1))))[0]
+
+
+def _records(columns: dict) -> list[dict]:
+    """Column arrays to JSON-ready row dicts: numpy scalars to Python, dates to ISO strings."""
+    plain = {}
+    for name, values in columns.items():
+        if isinstance(values, np.ndarray) and values.dtype.kind == "M":
+            values = values.astype("datetime64[D]").astype(str)
+        values = values.tolist() if isinstance(values, np.ndarray) else list(values)
+        plain[name] = [v.isoformat() if isinstance(v, date) else v for v in values]
+    return [dict(zip(plain, row)) for row in zip(*plain.values())]

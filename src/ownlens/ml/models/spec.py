@@ -117,6 +117,21 @@ class RowSource:
 
 
 @dataclass(frozen=True)
+class Bands:
+    """Named bands of a prediction: ``Bands((0.3, 0.6), ("low", "medium", "high"))`` gives "medium" for 0.3 <= p < 0.6."""
+
+    edges: tuple[float, ...]
+    names: tuple[str, ...]
+
+    def __post_init__(self):
+        if len(self.names) != len(self.edges) + 1 or list(self.edges) != sorted(self.edges):
+            raise ValueError("Bands needs ascending edges and one more name than edges")
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(self.names, dtype=object).take(np.searchsorted(self.edges, values, side="right"))
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything model-specific; see ``ownlens.ml.models.customer.churn`` for an example.
 
@@ -137,7 +152,7 @@ class ModelSpec:
     oracle: str | None = None
     population: str = "1"
     label_table: str = "customer_user_labels"
-    level: Callable[[np.ndarray], np.ndarray] | None = None  # probability -> risk level / tier text
+    level: Callable[[np.ndarray], np.ndarray] | None = None  # prediction -> risk level / tier text, e.g. Bands
     level_column: str | None = None
     decision_column: str | None = None  # e.g. is_churned: 0/1 from the 0.5 threshold
     targets: dict[str, float] = field(default_factory=dict)  # seed 003 targets, metric -> minimum

@@ -40,7 +40,7 @@ class MonitoringReport:
     model: str
     version: str
     current: date
-    reference: date
+    reference: date | None  # None: no earlier features to compare with (performance only)
     drift: list[Drift] = field(default_factory=list)
     prediction_drift: Drift | None = None
     performance: dict | None = None
@@ -53,7 +53,7 @@ class MonitoringReport:
         return out
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "version": self.version, "current": str(self.current), "reference": str(self.reference),
+        return {"model": self.model, "version": self.version, "current": str(self.current), "reference": str(self.reference) if self.reference else None,
                 "alerts": self.alerts,
                 "drift": [asdict(d) | {"status": d.status} for d in self.drift],
                 "prediction_drift": asdict(self.prediction_drift) | {"status": self.prediction_drift.status} if self.prediction_drift else None,
@@ -67,27 +67,30 @@ def _feature_columns(spec: ModelSpec) -> list[tuple[str, str, str]]:
             + [(c, c, "categorical") for c in fs.categorical])
 
 
-def _default_reference(client: Client, spec: ModelSpec, current: date) -> date:
+def _default_reference(client: Client, spec: ModelSpec, current: date) -> date | None:
+    """The end of the production version's training window, else the first feature date; None if not before ``current``."""
     from ownlens.ml.registry import store
 
     try:
         end = store.get(client, spec.name, "production")["training_data_end"]
     except NotFound:
         end = None
-    if end is not None and str(end) not in ("NaT", "None") and end < current:
-        return end if isinstance(end, date) else end.date()
-    earliest = client.command("SELECT min(feature_date) FROM customer_user_features")
-    return earliest
+    if end is not None and str(end) not in ("NaT", "None"):
+        end = end.date() if isinstance(end, datetime) else end  # pandas Timestamps are datetimes
+        if end < current:
+            return end
+    earliest = date.fromisoformat(str(client.command("SELECT min(feature_date) FROM customer_user_features")))
+    return earliest if earliest < current else None
 
 
 def monitor(client: Client, spec: ModelSpec, current: date, reference: date | None = None, version: str = "production") -> MonitoringReport:
     """Drift and performance of ``spec`` on ``current``; writes ml_model_monitoring (replacing that date's rows)."""
     if spec.source is not None:
         raise InvalidInput(f"{spec.name} scores user x article pairs: monitoring covers the user models for now")
-    reference = reference or _default_reference(client, spec, current)
-    if reference >= current:
+    if reference is not None and reference >= current:
         raise InvalidInput(f"the reference date {reference} must be before {current}")
-    for d in (reference, current):
+    reference = reference or _default_reference(client, spec, current)  # None: nothing earlier, performance only
+    for d in (current,) if reference is None else (reference, current):
         if not int(client.command("SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}", parameters={"d": d})):
             raise NotFound(f"no features for {d}: run `ownlens-ml features build --date {d}`")
     from ownlens.ml.registry import store
@@ -97,15 +100,16 @@ def monitor(client: Client, spec: ModelSpec, current: date, reference: date | No
         model_version, model_id = row["model_version"], row["model_id"]
     except NotFound:
         model_version, model_id = "", None
-    report = MonitoringReport(spec.name, model_version, current, reference,
-                              drift=feature_drift(client, spec.features.table, _feature_columns(spec), reference, current,
-                                                  where=spec.population.replace("uf.", "")))
-    params = {"ref": reference, "cur": current, "model": spec.name}
-    predictions = ("SELECT prediction_value AS v, prediction_date = {ref:Date} AS is_ref FROM ml_model_predictions "
-                   "WHERE model_name = {model:String} AND prediction_date IN ({ref:Date}, {cur:Date})")
-    have = client.query(f"SELECT countIf(is_ref), countIf(NOT is_ref) FROM ({predictions})", parameters=params).result_rows[0]
-    if min(have) > 0:
-        report.prediction_drift = column_drift(client, predictions, params, "prediction", "numeric")
+    report = MonitoringReport(spec.name, model_version, current, reference)
+    if reference is not None:
+        report.drift = feature_drift(client, spec.features.table, _feature_columns(spec), reference, current,
+                                     where=spec.population.replace("uf.", ""))
+        params = {"ref": reference, "cur": current, "model": spec.name}
+        predictions = ("SELECT prediction_value AS v, prediction_date = {ref:Date} AS is_ref FROM ml_model_predictions "
+                       "WHERE model_name = {model:String} AND prediction_date IN ({ref:Date}, {cur:Date})")
+        have = client.query(f"SELECT countIf(is_ref), countIf(NOT is_ref) FROM ({predictions})", parameters=params).result_rows[0]
+        if min(have) > 0:
+            report.prediction_drift = column_drift(client, predictions, params, "prediction", "numeric")
     if spec.task == "binary" and spec.label.startswith("l."):
         n, mean_p, rate, auc, brier = client.query(PERFORMANCE.format(label=spec.label[2:]),
                                                    parameters={"model": spec.name, "d": current}).result_rows[0]
@@ -115,6 +119,45 @@ def monitor(client: Client, spec: ModelSpec, current: date, reference: date | No
     _write(client, report, model_id)
     _alert(report)
     return report
+
+
+_LABELLED_UNMONITORED = """
+SELECT DISTINCT prediction_date FROM ml_model_predictions
+WHERE model_name = {model:String}
+  AND prediction_date IN (SELECT DISTINCT feature_date FROM customer_user_labels WHERE label_window_complete = 1)
+  AND prediction_date NOT IN (SELECT monitoring_date FROM ml_model_monitoring
+                              WHERE model_name = {model:String} AND monitor_type = 'performance')
+ORDER BY prediction_date
+"""
+
+
+def monitor_due(client: Client, done: set) -> list[MonitoringReport]:
+    """One scheduled pass over every registered user model: drift on the latest feature date, and realised
+    performance on each date whose predictions now have complete labels and no performance rows yet.
+
+    ``done`` holds the (model, date) pairs this process has already monitored, so a pass with nothing new
+    costs a few small queries; it is updated in place.
+    """
+    from ownlens.ml.data.loaders import latest_feature_date
+    from ownlens.ml.models import MODELS
+    from ownlens.ml.registry import store
+
+    registered = set(store.versions(client)["model_name"]) if int(client.command("SELECT count() FROM ml_model_registry")) else set()
+    latest = latest_feature_date(client)
+    reports = []
+    for name, spec in MODELS.items():
+        if spec.source is not None or name not in registered:
+            continue
+        labelled = [d for (d,) in client.query(_LABELLED_UNMONITORED, parameters={"model": name}).result_rows]
+        for d in dict.fromkeys([latest, *labelled]):
+            if (name, d) in done:
+                continue
+            done.add((name, d))
+            try:
+                reports.append(monitor(client, spec, d))
+            except (InvalidInput, NotFound) as exc:  # e.g. no reference date before the first features
+                log.info("monitoring %s on %s skipped: %s", name, d, exc)
+    return reports
 
 
 def _write(client: Client, report: MonitoringReport, model_id) -> None:

@@ -17,10 +17,12 @@ from typing import Annotated
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import Depends, FastAPI, Header, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from ownlens.ml import __version__
+from ownlens.ml.data.loaders import as_date
 from ownlens.ml.errors import InvalidInput, NotFound, OwnLensError
 from ownlens.ml.settings import Settings, get_settings
 
@@ -95,6 +97,37 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+class RequestLog:
+    """ASGI middleware: one structured log line and one latency observation per request.
+
+    Plain ASGI rather than ``@app.middleware("http")``, which costs a task and a stream per request."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            elapsed = time.perf_counter() - started
+            path = getattr(scope.get("route"), "path", scope["path"])
+            self.metrics.latency.labels(path, scope["method"], str(status)).observe(elapsed)
+            if log.isEnabledFor(logging.INFO):
+                log.info(json.dumps({"event": "request", "method": scope["method"], "path": scope["path"],
+                                     "status": status, "ms": round(elapsed * 1000, 2)}))
+
+
 # -- the app ----------------------------------------------------------------------------------------
 def _realtime_loop(app: FastAPI, name: str, stop, interval_s: float) -> None:
     """Score new activity for ``name`` until the server stops; errors are logged and retried."""
@@ -111,12 +144,28 @@ def _realtime_loop(app: FastAPI, name: str, stop, interval_s: float) -> None:
 
 
 
+def _monitoring_loop(app: FastAPI, stop, interval_s: float) -> None:
+    """Scheduled monitoring (drift on new feature dates, performance once labels are in) every ``interval_s``."""
+    from ownlens.ml.monitoring.monitor import monitor_due
+
+    done: set = set()
+    while not stop.is_set():
+        try:
+            for report in monitor_due(app.state.client, done):
+                log.info(json.dumps({"event": "monitoring", "model": report.model, "date": str(report.current),
+                                     "alerts": len(report.alerts)}))
+        except Exception:  # the API stays up; the next pass tries again
+            log.exception("scheduled monitoring failed; retrying in %s s", interval_s)
+        stop.wait(interval_s)
+
+
 def create_app(settings: Settings | None = None, client: Client | None = None, realtime: list[str] | None = None,
-               realtime_interval_s: float = 10.0) -> FastAPI:
+               realtime_interval_s: float = 10.0, monitor_interval_s: float | None = None) -> FastAPI:
     """The API over ``client`` (default: a client for the configured DSN, opened at start-up).
 
-    ``realtime`` names models whose real-time worker runs in a background thread of this process
-    (the way to run it beside the API on an embedded warehouse, which one process holds).
+    ``realtime`` names models whose real-time worker runs in a background thread of this process, and
+    ``monitor_interval_s`` turns on scheduled monitoring in another (the way to run both beside the API on
+    an embedded warehouse, which one process holds).
     """
     from ownlens.ml.serving.models import ServedModels
 
@@ -134,6 +183,9 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
         stop = threading.Event()
         threads = [threading.Thread(target=_realtime_loop, args=(app, name, stop, realtime_interval_s),
                                     name=f"ownlens-realtime-{name}", daemon=True) for name in realtime or []]
+        if monitor_interval_s:
+            threads.append(threading.Thread(target=_monitoring_loop, args=(app, stop, monitor_interval_s),
+                                            name="ownlens-monitoring", daemon=True))
         for thread in threads:
             thread.start()
         yield
@@ -145,21 +197,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
                   description="Predictions from the production models in the OwnLens registry, read from the warehouse.")
     app.state.metrics = metrics
 
-    @app.middleware("http")
-    async def log_requests(request: Request, call_next):
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            elapsed = time.perf_counter() - started
-            route = request.scope.get("route")
-            path = getattr(route, "path", request.url.path)
-            metrics.latency.labels(path, request.method, str(status)).observe(elapsed)
-            log.info(json.dumps({"event": "request", "method": request.method, "path": request.url.path,
-                                 "status": status, "ms": round(elapsed * 1000, 2)}))
+    app.add_middleware(RequestLog, metrics=metrics)
 
     @app.exception_handler(OwnLensError)
     async def ownlens_error(request: Request, exc: OwnLensError):
@@ -170,12 +208,12 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return JSONResponse({"error": "WarehouseUnavailable", "detail": f"warehouse error: {first[:300]}"}, status_code=503)
 
-    def require_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
+    async def require_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
         keys = settings.api_key_set
         if keys and x_api_key not in keys:
             raise Unauthorized("missing or unknown API key: send it in the X-API-Key header")
 
-    def served(request: Request):
+    async def served(request: Request):
         return request.app.state.models
 
     @app.get("/health", response_model=Health, tags=["health"])
@@ -229,11 +267,10 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
         scorer = models.scorer(name)
         version = scorer.model.version or "unregistered"
         metrics.model_version.labels(name, version).set(1)
-        frame = scorer.score(keys, feature_date)
-        metrics.predictions.labels(name, version).inc(len(frame))
-        records = json.loads(frame.to_json(orient="records", date_format="iso"))
-        unknown = [list(k) if isinstance(k, tuple) else k for k in frame.attrs.get("unknown", [])]
-        return PredictResponse(model=name, model_version=version, predictions=records, unknown=unknown)
+        records, unknown = scorer.records(keys, feature_date)
+        metrics.predictions.labels(name, version).inc(len(records))
+        return PredictResponse(model=name, model_version=version, predictions=records,
+                               unknown=[list(k) if isinstance(k, tuple) else k for k in unknown])
 
     @app.post("/predict/{name}", response_model=PredictResponse, tags=["predictions"], dependencies=[Depends(require_key)])
     def predict(name: str, body: PredictRequest, models=Depends(served)) -> PredictResponse:
@@ -252,10 +289,26 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
         return _predict(name, keys, body.feature_date, models)
 
     @app.get("/predict/{name}/{user_id}", response_model=PredictResponse, tags=["predictions"],
-             dependencies=[Depends(require_key)])
-    def predict_user(name: str, user_id: str, feature_date: date | None = None, models=Depends(served)) -> PredictResponse:
+             openapi_extra={"parameters": [
+                 {"name": "feature_date", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
+                  "description": "Features of this date; default: the latest built."},
+                 {"name": "X-API-Key", "in": "header", "required": False, "schema": {"type": "string"}}]})
+    async def predict_user(name: str, user_id: str, request: Request):
         """One user's prediction; 404 when the user has no features on that date."""
-        result = _predict(name, [user_id], feature_date, models)
+        # the hot path: FastAPI resolves every declared parameter and dependency per request at a cost several
+        # times the prediction's, so the two optional ones are read here (and documented above)
+        await require_key(request.headers.get("x-api-key"))
+        feature_date = request.query_params.get("feature_date")
+        feature_date = as_date(feature_date, "feature_date") if feature_date else None
+        models = request.app.state.models
+        scorer = models.current(name) if feature_date is None else None
+        record = scorer.cached_record(user_id) if scorer else None
+        if record is not None:  # warm: features cached, model current; answered on the event loop, no I/O
+            version = record["model_version"]
+            metrics.predictions.labels(name, version).inc()
+            body = {"model": name, "model_version": version, "predictions": [record], "unknown": []}
+            return Response(json.dumps(body).encode(), media_type="application/json")
+        result = await run_in_threadpool(_predict, name, [user_id], feature_date, models)
         if not result.predictions:
             raise NotFound(f"user {user_id} has no features on that date: unknown user or not active in the 30 days before it")
         return result

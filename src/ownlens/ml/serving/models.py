@@ -46,5 +46,13 @@ class ServedModels:
             self._checked[name] = now
             return cached[1]
 
+    def current(self, name: str) -> Scorer | None:
+        """The scorer for ``name`` if it is loaded and its registry check is recent; None otherwise.
+        Never touches the warehouse, so the event loop may call it."""
+        cached = self._scorers.get(name)
+        if cached and time.monotonic() - self._checked.get(name, 0.0) < REGISTRY_TTL_S:
+            return cached[1]
+        return None
+
     def loaded(self) -> dict[str, str]:
         return {name: version for name, (version, _) in self._scorers.items()}

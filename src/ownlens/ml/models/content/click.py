@@ -7,11 +7,9 @@ category in the 30 days before D, and what is known when the teaser is shown (ar
 The oracle is the simulator's click probability for that user and article.
 """
 
-import numpy as np
-
 from ownlens.ml.models.base import BaseEvaluator, BaseMLModel, BasePredictor, BaseTrainer
 from ownlens.ml.models.estimators import OwnLensClassifier
-from ownlens.ml.models.spec import FeatureSet, ModelSpec, RowSource
+from ownlens.ml.models.spec import Bands, FeatureSet, ModelSpec, RowSource
 
 WINDOW_DAYS = 7
 CANDIDATES_PER_USER = 10  # batch scoring: the most read articles of the user's brand in the week before D
@@ -136,7 +134,7 @@ CLICK = ModelSpec(
     algorithm="xgboost",
     predictions_table=None,
     output="click_probability",
-    level=lambda p: np.select([p >= 0.5, p >= 0.2], ["high", "medium"], "low"),
+    level=Bands((0.2, 0.5), ("low", "medium", "high")),
     level_column="click_likelihood",
     decision_column="will_click",
     targets={"precision": 0.75},

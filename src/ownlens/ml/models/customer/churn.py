@@ -1,11 +1,9 @@
 """Churn: will a user have no session in the 30 days after the feature date? (XGBoost, seed 003)"""
 
-import numpy as np
-
 from ownlens.ml.models.base import BaseEvaluator, BaseFeatureEngineer, BaseMLModel, BasePredictor, BaseTrainer
 from ownlens.ml.models.customer import USER_FEATURES
 from ownlens.ml.models.estimators import OwnLensClassifier
-from ownlens.ml.models.spec import ModelSpec
+from ownlens.ml.models.spec import Bands, ModelSpec
 
 CHURN = ModelSpec(
     name="churn",
@@ -18,7 +16,7 @@ CHURN = ModelSpec(
     algorithm="xgboost",
     predictions_table="customer_churn_predictions",
     output="churn_probability",
-    level=lambda p: np.select([p >= 0.6, p >= 0.3], ["high", "medium"], "low"),
+    level=Bands((0.3, 0.6), ("low", "medium", "high")),
     level_column="churn_risk_level",
     decision_column="is_churned",
     targets={"roc_auc": 0.85, "precision": 0.80, "recall": 0.75},

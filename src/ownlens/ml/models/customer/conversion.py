@@ -2,12 +2,10 @@
 
 from functools import partial
 
-import numpy as np
-
 from ownlens.ml.models.base import BaseEvaluator, BaseFeatureEngineer, BaseMLModel, BasePredictor, BaseTrainer
 from ownlens.ml.models.customer import USER_FEATURES
 from ownlens.ml.models.estimators import OwnLensClassifier
-from ownlens.ml.models.spec import ModelSpec
+from ownlens.ml.models.spec import Bands, ModelSpec
 
 CONVERSION = ModelSpec(
     name="conversion",
@@ -22,7 +20,7 @@ CONVERSION = ModelSpec(
     algorithm="lightgbm",
     predictions_table="customer_conversion_predictions",
     output="conversion_probability",
-    level=lambda p: np.select([p >= 0.2, p >= 0.05], ["hot", "warm"], "cold"),
+    level=Bands((0.05, 0.2), ("cold", "warm", "hot")),
     level_column="conversion_tier",
     decision_column="will_convert",
     targets={"roc_auc": 0.80},

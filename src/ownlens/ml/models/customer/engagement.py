@@ -2,12 +2,10 @@
 
 from functools import partial
 
-import numpy as np
-
 from ownlens.ml.models.base import BaseEvaluator, BaseFeatureEngineer, BaseMLModel, BasePredictor, BaseTrainer
 from ownlens.ml.models.customer import USER_FEATURES
 from ownlens.ml.models.estimators import OwnLensRegressor
-from ownlens.ml.models.spec import ModelSpec
+from ownlens.ml.models.spec import Bands, ModelSpec
 
 ENGAGEMENT = ModelSpec(
     name="engagement",
@@ -20,7 +18,7 @@ ENGAGEMENT = ModelSpec(
     algorithm="xgboost",
     predictions_table="customer_engagement_predictions",
     output="predicted_sessions_30d",
-    level=lambda v: np.select([v >= 8, v >= 2], ["high", "medium"], "low"),
+    level=Bands((2, 8), ("low", "medium", "high")),
     level_column="engagement_level",
     targets={"r2": 0.70},
     primary_metric="r2",
