@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -91,6 +93,17 @@ def test_promotion_is_picked_up_without_restart(api, user, monkeypatch):
     assert http.post("/predict/churn", json={"user_ids": [user]}).json()["model_version"] == second.model.version
     store.rollback(labelled, "churn")
     assert http.post("/predict/churn", json={"user_ids": [user]}).json()["model_version"] == first_version
+    monkeypatch.setattr(served_models, "REGISTRY_TTL_S", 0.05)
+    store.promote(labelled, "churn", second.model.version)
+    http.get(f"/predict/churn/{user}")  # warm the cache, then the hot path must follow the promotion too
+    deadline = time.time() + 15
+    while http.get(f"/predict/churn/{user}").json()["model_version"] != second.model.version and time.time() < deadline:
+        time.sleep(0.05)
+    assert http.get(f"/predict/churn/{user}").json()["model_version"] == second.model.version
+    store.rollback(labelled, "churn")
+    deadline = time.time() + 15  # leave the server serving the first version again
+    while http.get(f"/predict/churn/{user}").json()["model_version"] != first_version and time.time() < deadline:
+        time.sleep(0.05)
 
 
 def test_metrics_and_api_keys(api, user, labelled):

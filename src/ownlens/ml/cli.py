@@ -502,7 +502,7 @@ def monitor(
         if report.performance:
             out.print("realised performance: " + ", ".join(f"{k} {v:.4g}" for k, v in report.performance.items()))
         if report.alerts:
-            console.print(f"{len(report.alerts)} past the alert threshold (PSI >= 0.25, or KS >= 0.1 with p < 0.01); "
+            console.print(f"{len(report.alerts)} past the alert threshold (inputs: PSI >= 0.25 or KS >= 0.2; predictions: PSI >= 0.1 or KS >= 0.075); "
                           "rows written to ml_model_monitoring")
     if fail_on_alert and report.alerts:
         raise typer.Exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Iterator
 
@@ -151,14 +152,18 @@ def lookup_vectors(client: Client, spec: ModelSpec, d: date, users: list[str], i
     None when the date has no vectors of this feature set (then read the feature table instead)."""
     if spec.source or spec.population != "1":
         return None
-    rows = client.query(VECTOR_LOOKUP, parameters={"d": d, "users": users, "signature": spec.features.signature}).result_rows
+    # JSONCompact parsed by json is ~1 ms faster per call than the driver's typed rows; denormals come quoted
+    raw = client.raw_query(VECTOR_LOOKUP + " SETTINGS output_format_json_quote_denormals = 1", fmt="JSONCompact",
+                           parameters={"d": d, "users": users, "signature": spec.features.signature})
+    rows = json.loads(raw)["data"]
     if len(rows) < len(set(users)) and not _has_vectors(client, spec, d):
         return None
     nan = float("nan")
     categorical = spec.features.categorical
-    X = [list(numeric) + [float(index[c].get(value, nan)) if c in index else nan for c, value in zip(categorical, cats)]
+    X = [[float(v) for v in numeric] + [float(index[c].get(value, nan)) if c in index else nan for c, value in zip(categorical, cats)]
          for _, _, numeric, cats in rows]
-    return [r[0] for r in rows], [r[1] for r in rows], np.array(X, dtype=np.float64).reshape(len(rows), len(spec.features.columns))
+    X = np.array(X, dtype=np.float64).reshape(len(rows), len(spec.features.columns))
+    return [r[0] for r in rows], [date.fromisoformat(r[1]) for r in rows], X
 
 
 def lookup_frame(client: Client, spec: ModelSpec, d: date, keys: list) -> pd.DataFrame:

@@ -232,7 +232,15 @@ class Scorer:
         hit = self._cache.get((self._latest[1], user_id))
         if hit is None or hit[0] < now:
             return None
-        return _records(self._columns({"user_id": [user_id]}, [hit[1]], self._predict(hit[2].reshape(1, -1))))[0]
+        value = float(self._predict(hit[2].reshape(1, -1))[0])
+        level, decision = _outputs(self.spec, np.array([value]))
+        record = {"user_id": user_id, "feature_date": hit[1].isoformat(), self.spec.output: value}
+        if self.spec.level_column:
+            record[self.spec.level_column] = str(level[0])
+        if self.spec.decision_column:
+            record[self.spec.decision_column] = int(decision[0])
+        record["model_version"] = self.model.version or "unregistered"
+        return record
 
 
 def _records(columns: dict) -> list[dict]:

@@ -26,6 +26,7 @@ class FeatureSet:
     categorical: tuple[str, ...] = ()
     json_column: str | None = None
     json_keys: tuple[str, ...] = ()
+    trending: tuple[str, ...] = ()  # inputs that grow with time by construction: drift monitoring reports, never alerts
 
     @property
     def columns(self) -> list[str]:

@@ -14,14 +14,14 @@ import logging
 import os
 import urllib.request
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timezone
 
 from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.errors import InvalidInput, NotFound
 from ownlens.ml.models.spec import ModelSpec
-from ownlens.ml.monitoring.drift import Drift, column_drift, feature_drift
+from ownlens.ml.monitoring.drift import PREDICTION_THRESHOLDS, Drift, column_drift, feature_drift
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,9 @@ class MonitoringReport:
     @property
     def alerts(self) -> list[str]:
         out = [f"{d.name}: {d.status} (PSI {d.psi:.3f}, KS {d.ks_statistic or 0:.3f})" for d in self.drift if d.status == "alert"]
-        if self.prediction_drift and self.prediction_drift.status == "alert":
-            out.append(f"predictions: alert (PSI {self.prediction_drift.psi:.3f})")
+        p = self.prediction_drift
+        if p and p.status == "alert":
+            out.append(f"predictions: alert (PSI {p.psi:.3f}, KS {p.ks_statistic or 0:.3f})")
         return out
 
     def to_dict(self) -> dict:
@@ -102,14 +103,15 @@ def monitor(client: Client, spec: ModelSpec, current: date, reference: date | No
         model_version, model_id = "", None
     report = MonitoringReport(spec.name, model_version, current, reference)
     if reference is not None:
-        report.drift = feature_drift(client, spec.features.table, _feature_columns(spec), reference, current,
-                                     where=spec.population.replace("uf.", ""))
+        report.drift = [replace(d, trending=d.name in spec.features.trending) for d in feature_drift(
+            client, spec.features.table, _feature_columns(spec), reference, current, where=spec.population.replace("uf.", ""))]
         params = {"ref": reference, "cur": current, "model": spec.name}
         predictions = ("SELECT prediction_value AS v, prediction_date = {ref:Date} AS is_ref FROM ml_model_predictions "
                        "WHERE model_name = {model:String} AND prediction_date IN ({ref:Date}, {cur:Date})")
         have = client.query(f"SELECT countIf(is_ref), countIf(NOT is_ref) FROM ({predictions})", parameters=params).result_rows[0]
         if min(have) > 0:
-            report.prediction_drift = column_drift(client, predictions, params, "prediction", "numeric")
+            report.prediction_drift = column_drift(client, predictions, params, "prediction", "numeric",
+                                                   PREDICTION_THRESHOLDS)
     if spec.task == "binary" and spec.label.startswith("l."):
         n, mean_p, rate, auc, brier = client.query(PERFORMANCE.format(label=spec.label[2:]),
                                                    parameters={"model": spec.name, "d": current}).result_rows[0]
@@ -172,10 +174,10 @@ def _write(client: Client, report: MonitoringReport, model_id) -> None:
     for d in report.drift:
         details = {"reference": report.reference, "js": d.js, "ks_statistic": d.ks_statistic, "ks_p_value": d.ks_p_value,
                    "reference_rows": d.reference_rows, "current_rows": d.current_rows}
-        add("feature_drift", "psi", d.name, d.psi, 0.25, d.status, details)
+        add("feature_drift", "psi", d.name, d.psi, d.thresholds.psi_alert, d.status, details)
     if report.prediction_drift:
         d = report.prediction_drift
-        add("prediction_drift", "psi", "prediction", d.psi, 0.25, d.status, {"reference": report.reference, "js": d.js,
+        add("prediction_drift", "psi", "prediction", d.psi, d.thresholds.psi_alert, d.status, {"reference": report.reference, "js": d.js,
                                                                              "ks_statistic": d.ks_statistic})
     for metric, value in (report.performance or {}).items():
         add("performance", metric, "", value, None, "ok", {})

@@ -144,6 +144,17 @@ def _realtime_loop(app: FastAPI, name: str, stop, interval_s: float) -> None:
 
 
 
+def _refresh_loop(app: FastAPI, stop) -> None:
+    """Keep the served models current with the registry, off the request path."""
+    from ownlens.ml.serving import models
+
+    while not stop.wait(models.REGISTRY_TTL_S):
+        try:
+            app.state.models.refresh()
+        except Exception:
+            log.exception("registry refresh failed; retrying")
+
+
 def _monitoring_loop(app: FastAPI, stop, interval_s: float) -> None:
     """Scheduled monitoring (drift on new feature dates, performance once labels are in) every ``interval_s``."""
     from ownlens.ml.monitoring.monitor import monitor_due
@@ -183,6 +194,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
         stop = threading.Event()
         threads = [threading.Thread(target=_realtime_loop, args=(app, name, stop, realtime_interval_s),
                                     name=f"ownlens-realtime-{name}", daemon=True) for name in realtime or []]
+        threads.append(threading.Thread(target=_refresh_loop, args=(app, stop), name="ownlens-registry", daemon=True))
         if monitor_interval_s:
             threads.append(threading.Thread(target=_monitoring_loop, args=(app, stop, monitor_interval_s),
                                             name="ownlens-monitoring", daemon=True))
@@ -313,4 +325,8 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
             raise NotFound(f"user {user_id} has no features on that date: unknown user or not active in the 30 days before it")
         return result
 
+    # the hot route first: Starlette tries routes in order, and every miss costs a regular-expression match
+    hot = next(r for r in app.router.routes if getattr(r, "path", "") == "/predict/{name}/{user_id}")
+    app.router.routes.remove(hot)
+    app.router.routes.insert(0, hot)
     return app

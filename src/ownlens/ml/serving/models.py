@@ -47,12 +47,18 @@ class ServedModels:
             return cached[1]
 
     def current(self, name: str) -> Scorer | None:
-        """The scorer for ``name`` if it is loaded and its registry check is recent; None otherwise.
-        Never touches the warehouse, so the event loop may call it."""
+        """The scorer for ``name`` if it is loaded and was checked against the registry lately (the server's
+        refresher re-checks every REGISTRY_TTL_S); None otherwise. Never touches the warehouse, so the event
+        loop may call it, and a due registry check never stalls requests."""
         cached = self._scorers.get(name)
-        if cached and time.monotonic() - self._checked.get(name, 0.0) < REGISTRY_TTL_S:
+        if cached and time.monotonic() - self._checked.get(name, 0.0) < 5 * REGISTRY_TTL_S:
             return cached[1]
         return None
+
+    def refresh(self) -> None:
+        """Re-check the registry for every loaded model (picks up promotions and rollbacks)."""
+        for name in list(self._scorers):
+            self.scorer(name)
 
     def loaded(self) -> dict[str, str]:
         return {name: version for name, (version, _) in self._scorers.items()}

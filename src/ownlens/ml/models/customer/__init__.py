@@ -20,4 +20,8 @@ USER_FEATURES = FeatureSet(
     json_column="ml_features",
     json_keys=("weekend_session_share", "evening_session_share", "morning_session_share", "avg_articles_per_session",
                "ad_click_rate"),
+    # tenure and lifetime totals rise for every returning user as time passes, drift or not
+    trending=("days_since_first_session", "active_days", "total_sessions", "total_events", "total_page_views",
+              "total_article_views", "total_article_clicks", "total_video_plays", "total_newsletter_signups",
+              "total_engagement_seconds", "total_ad_impressions", "total_ad_clicks", "total_ad_revenue"),
 )
