@@ -233,3 +233,39 @@ def test_compiled_trees_score_like_the_booster(estimator):
     assert fitted.compiled_ is not None  # the numpy path was taken, not the booster fallback
     np.testing.assert_allclose(few, expected, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(fitted.predict_few(X_new[:20]), expected[:20], rtol=1e-5, atol=1e-7)
+
+
+def test_artifacts_at_an_fsspec_url_round_trip_with_their_checksum(churn_result, labelled):
+    """Any fsspec URL works as the artifact store (memory:// here; s3://, gs://... with their backends)."""
+    fsspec = pytest.importorskip("fsspec")
+    trained = churn_result.model
+    model = TrainedModel(trained.spec_name, trained.task, trained.features, trained.encoder, trained.estimator)
+    store.register(labelled, model, algorithm="xgboost", metrics={"roc_auc": 0.5}, window=(FEATURE_DATES[0], FEATURE_DATES[0]),
+                   description="fsspec test", artifacts_uri="memory://ownlens-artifacts")
+    uri = store.get(labelled, "churn", model.version)["artifact_uri"]
+    assert uri.startswith("memory://ownlens-artifacts/churn/")
+    loaded = store.load(labelled, "churn", model.version)
+    X = np.random.default_rng(0).normal(size=(5, len(trained.features)))
+    np.testing.assert_allclose(loaded.predict_matrix(X), trained.predict_matrix(X))
+    with fsspec.open(uri, "rb") as fh:
+        data = fh.read()
+    with fsspec.open(uri, "wb") as fh:
+        fh.write(data[:-10] + bytes(10))
+    with pytest.raises(InvalidInput, match="modified since it was registered"):
+        store.load(labelled, "churn", model.version)
+    with fsspec.open(uri, "wb") as fh:  # put it back: later tests may load the latest version
+        fh.write(data)
+    assert store.load(labelled, "churn", model.version).version == model.version
+
+
+def test_mlflow_trouble_never_fails_a_training_run(labelled, monkeypatch, caplog):
+    """MLFLOW_TRACKING_URI set but MLflow missing (or failing): the run is registered anyway, with a warning."""
+    import logging
+    import sys
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9/")
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
+    with caplog.at_level(logging.WARNING):
+        result = train(CHURN, labelled, limit=600)
+    assert result.model.version and store.get(labelled, "churn", result.model.version)["stage"] == "candidate"
+    assert "mlflow is not installed" in caplog.text
