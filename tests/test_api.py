@@ -155,3 +155,18 @@ def test_scheduled_monitoring_runs_inside_the_server(api, labelled):
             time.sleep(0.2)
         assert http.get("/health").status_code == 200
     assert int(labelled.command("SELECT count() FROM ml_model_monitoring WHERE model_name = 'churn' AND monitor_type = 'feature_drift'")) > 0
+
+
+def test_warehouse_gone_mid_flight_gives_503_and_the_server_stays_up(api, labelled, warehouse_path):
+    from ownlens.ml.warehouse import connect, embedded_dsn
+
+    own = connect(embedded_dsn(warehouse_path, labelled.database))  # a client of its own, to lose on purpose
+    users = [u for (u,) in labelled.query("SELECT toString(user_id) FROM customer_user_features WHERE feature_date = {d:Date} LIMIT 2",
+                                          parameters={"d": FEATURE_DATES[1]}).result_rows]
+    with TestClient(create_app(Settings(api_keys=None), own), raise_server_exceptions=False) as http:
+        assert http.get(f"/predict/churn/{users[0]}").status_code == 200
+        own.close()  # the warehouse goes away
+        cold = http.get(f"/predict/churn/{users[1]}")
+        assert cold.status_code == 503 and cold.json()["error"] == "WarehouseUnavailable"
+        assert http.post("/predict/churn", json={"user_ids": users}).status_code == 503
+        assert http.get("/ready").status_code == 503 and http.get("/health").status_code == 200
