@@ -163,6 +163,16 @@ def test_serving_vectors_give_the_same_inputs_as_the_feature_table(churn_result,
     ids, _, packed = lookup_vectors(labelled, CHURN, d, users, model.encoder.index)
     wide = lookup_frame(labelled, CHURN, d, users).set_index("user_id").loc[ids].reset_index()
     np.testing.assert_allclose(packed, model.matrix(wide), equal_nan=True)
+    # the newest date comes from the in-memory dictionary, of this database; an older date from the table
+    from ownlens.ml.models.data import VECTOR_DICT_LOOKUP, _json_rows
+
+    params = {"users": users, "signature": CHURN.features.signature}
+    assert len(_json_rows(labelled, VECTOR_DICT_LOOKUP, params | {"d": d})) == len(users)
+    assert _json_rows(labelled, VECTOR_DICT_LOOKUP, params | {"d": FEATURE_DATES[0]}) == []
+    older = [u for (u,) in labelled.query("SELECT toString(user_id) FROM customer_user_features WHERE feature_date = {d:Date} "
+                                          "ORDER BY user_id LIMIT 10", parameters={"d": FEATURE_DATES[0]}).result_rows]
+    ids, dates, _ = lookup_vectors(labelled, CHURN, FEATURE_DATES[0], older, model.encoder.index)
+    assert sorted(ids) == sorted(older) and set(dates) == {FEATURE_DATES[0]}
 
 
 def test_click_model_on_user_article_pairs(labelled):
@@ -269,3 +279,22 @@ def test_mlflow_trouble_never_fails_a_training_run(labelled, monkeypatch, caplog
         result = train(CHURN, labelled, limit=600)
     assert result.model.version and store.get(labelled, "churn", result.model.version)["stage"] == "candidate"
     assert "mlflow is not installed" in caplog.text
+
+
+def test_rebuilding_vectors_reloads_a_loaded_serving_dictionary(labelled):
+    from ownlens.ml.features.customer import build_user_feature_vectors
+    from ownlens.ml.models.data import VECTOR_DICT_LOOKUP, _json_rows
+
+    d = FEATURE_DATES[1]
+    user = labelled.query("SELECT toString(user_id) FROM customer_user_feature_vectors WHERE feature_date = {d:Date} LIMIT 1",
+                          parameters={"d": d}).result_rows[0][0]
+    assert _json_rows(labelled, VECTOR_DICT_LOOKUP, {"d": d, "users": [user], "signature": CHURN.features.signature})
+    state = "SELECT status, loading_start_time FROM system.dictionaries WHERE database = currentDatabase() AND name = 'dict_user_feature_vectors'"
+    before = labelled.query(state).result_rows[0]
+    assert before[0] == "LOADED"
+    import time
+
+    time.sleep(1.1)  # loading_start_time has one-second resolution
+    build_user_feature_vectors(labelled, d)
+    after = labelled.query(state).result_rows[0]
+    assert after[0] == "LOADED" and after[1] > before[1]

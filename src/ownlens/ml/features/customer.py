@@ -194,7 +194,12 @@ def build_user_feature_vectors(client: Client, d: date) -> int:
     from ownlens.ml.models.customer import USER_FEATURES
 
     sql = VECTORS_SELECT.format(vectors=USER_FEATURES.vector_sql("uf"))
-    return replace_partition(client, "customer_user_feature_vectors", d, sql, {"d": d, "signature": USER_FEATURES.signature})
+    rows = replace_partition(client, "customer_user_feature_vectors", d, sql, {"d": d, "signature": USER_FEATURES.signature})
+    loaded = client.query("SELECT status FROM system.dictionaries WHERE database = currentDatabase() "
+                          "AND name = 'dict_user_feature_vectors'").result_rows
+    if loaded and loaded[0][0] == "LOADED":  # in use in this process: no stale rows, not even for a minute
+        client.command("SYSTEM RELOAD DICTIONARY dict_user_feature_vectors")
+    return rows
 
 
 def build_labels(client: Client, d: date) -> int:

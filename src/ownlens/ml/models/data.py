@@ -147,16 +147,36 @@ WHERE v.feature_date = {d:Date} AND v.user_id IN {users:Array(UUID)} AND v.featu
 """
 
 
+# The newest date's vectors from the in-memory dictionary (schema 005); rows of any other date do not match
+VECTOR_DICT_LOOKUP = """
+SELECT u, v.1, v.2, v.3
+FROM (SELECT u, dictGet('dict_user_feature_vectors', ('feature_date', 'numeric', 'categorical'), (toUUID(u), {signature:String})) AS v
+      FROM (SELECT arrayJoin({users:Array(String)}) AS u))
+WHERE v.1 = {d:Date}
+"""
+
+
+def _json_rows(client: Client, sql: str, parameters: dict) -> list:
+    # JSONCompact parsed by json is ~1 ms faster per call than the driver's typed rows; denormals come quoted
+    raw = client.raw_query(sql + " SETTINGS output_format_json_quote_denormals = 1", fmt="JSONCompact", parameters=parameters)
+    return json.loads(raw)["data"]
+
+
 def lookup_vectors(client: Client, spec: ModelSpec, d: date, users: list[str], index: dict[str, dict[str, int]]):
     """``(user ids, feature dates, X)`` from the packed serving vectors, categoricals coded with ``index``;
-    None when the date has no vectors of this feature set (then read the feature table instead)."""
+    None when the date has no vectors of this feature set (then read the feature table instead).
+
+    Users of the newest date come from the in-memory dictionary; the rest (older dates, a dictionary not yet
+    reloaded after a build, unknown users) from the table.
+    """
     if spec.source or spec.population != "1":
         return None
-    # JSONCompact parsed by json is ~1 ms faster per call than the driver's typed rows; denormals come quoted
-    raw = client.raw_query(VECTOR_LOOKUP + " SETTINGS output_format_json_quote_denormals = 1", fmt="JSONCompact",
-                           parameters={"d": d, "users": users, "signature": spec.features.signature})
-    rows = json.loads(raw)["data"]
-    if len(rows) < len(set(users)) and not _has_vectors(client, spec, d):
+    params = {"d": d, "users": list(dict.fromkeys(users)), "signature": spec.features.signature}
+    rows = _json_rows(client, VECTOR_DICT_LOOKUP, params)
+    if len(rows) < len(params["users"]):
+        found = {r[0] for r in rows}
+        rows += _json_rows(client, VECTOR_LOOKUP, params | {"users": [u for u in params["users"] if u not in found]})
+    if len(rows) < len(params["users"]) and not _has_vectors(client, spec, d):
         return None
     nan = float("nan")
     categorical = spec.features.categorical

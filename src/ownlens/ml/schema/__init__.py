@@ -43,12 +43,13 @@ def apply(client: Client) -> list[int]:
         "ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"
     )
     done = current_version(client)
+    database = client.command("SELECT currentDatabase()")
     applied = []
     for version, name, statements in migrations():
         if version <= done:
             continue
         for statement in statements:
-            client.command(statement)
+            client.command(statement.replace("{database}", database))
         client.command(
             f"INSERT INTO {MIGRATIONS_TABLE} (version, name) SELECT {{v:UInt32}}, {{n:String}}",
             parameters={"v": version, "n": name},
