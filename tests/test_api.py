@@ -170,3 +170,28 @@ def test_warehouse_gone_mid_flight_gives_503_and_the_server_stays_up(api, labell
         assert cold.status_code == 503 and cold.json()["error"] == "WarehouseUnavailable"
         assert http.post("/predict/churn", json={"user_ids": users}).status_code == 503
         assert http.get("/ready").status_code == 503 and http.get("/health").status_code == 200
+
+
+def test_a_running_ab_test_routes_each_user_to_its_arm(api, labelled, monkeypatch):
+    from ownlens.ml.monitoring import abtest
+
+    _, _, production = api
+    challenger = train(CHURN, labelled, algorithm="logistic", params={}).model.version
+    test = abtest.create(labelled, "api-ab", "churn", production, challenger, split=0.5)
+    monkeypatch.setattr(served_models, "REGISTRY_TTL_S", 0.0)
+    users = [u for (u,) in labelled.query("SELECT toString(user_id) FROM customer_user_features WHERE feature_date = {d:Date} "
+                                          "ORDER BY user_id LIMIT 40", parameters={"d": FEATURE_DATES[1]}).result_rows]
+    expected = {u: challenger if abtest.variant(test.test_id, u, 0.5) == "B" else production for u in users}
+    assert set(expected.values()) == {production, challenger}
+    with TestClient(create_app(Settings(api_keys=None), labelled)) as http:
+        body = http.post("/predict/churn", json={"user_ids": users}).json()
+        assert [r["user_id"] for r in body["predictions"]] == users  # the order asked, across arms
+        assert {r["user_id"]: r["model_version"] for r in body["predictions"]} == expected
+        assert body["model_version"] == production
+        b_user = next(u for u in users if expected[u] == challenger)
+        for _ in range(2):  # cold, then from the cache on the event loop: the same arm
+            assert http.get(f"/predict/churn/{b_user}").json()["predictions"][0]["model_version"] == challenger
+        assert "A/B api-ab" in http.get("/ready").json()["detail"]["models_loaded"]["churn"]
+        abtest.conclude(labelled, "api-ab")
+        body = http.post("/predict/churn", json={"user_ids": users}).json()
+        assert {r["model_version"] for r in body["predictions"]} == {production}

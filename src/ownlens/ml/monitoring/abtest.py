@@ -66,6 +66,13 @@ def get(client: Client, name: str) -> ABTest:
     return _row_to_test(rows[0])
 
 
+def running(client: Client, model: str) -> ABTest | None:
+    """The A/B test of ``model`` now running (the newest, if several), or None."""
+    rows = client.query(f"SELECT {COLUMNS} FROM ml_model_ab_tests FINAL WHERE model_name = {{m:String}} AND status = 'running' "
+                        "ORDER BY created_at DESC LIMIT 1", parameters={"m": model}).result_rows
+    return _row_to_test(rows[0]) if rows else None
+
+
 def _write(client: Client, t: ABTest, created_at: datetime | None = None) -> None:
     now = datetime.now(timezone.utc)
     client.insert("ml_model_ab_tests", [[uuid.UUID(t.test_id), t.name, t.model, t.version_a, t.version_b, t.split, t.status,

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from ownlens.ml import __version__
-from ownlens.ml.data.loaders import as_date
+from ownlens.ml.data.loaders import as_date, as_uuid
 from ownlens.ml.errors import InvalidInput, NotFound, OwnLensError
 from ownlens.ml.settings import Settings, get_settings
 
@@ -57,7 +57,8 @@ class PredictRequest(BaseModel):
 
 class PredictResponse(BaseModel):
     model: str
-    model_version: str
+    model_version: str = Field(description="The production version; each prediction names the version that made it "
+                                           "(they differ while an A/B test of the model runs).")
     predictions: list[dict]
     unknown: list = Field(default_factory=list, description="Requested users (or pairs) with no features on that date.")
 
@@ -276,12 +277,25 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
             raise InvalidInput("nothing to score: give user_ids (or pairs for click)")
         if len(keys) > MAX_BATCH:
             raise TooLarge(f"{len(keys)} entities in one request; the limit is {MAX_BATCH}: split the batch")
-        scorer = models.scorer(name)
-        version = scorer.model.version or "unregistered"
-        metrics.model_version.labels(name, version).set(1)
-        records, unknown = scorer.records(keys, feature_date)
-        metrics.predictions.labels(name, version).inc(len(records))
-        return PredictResponse(model=name, model_version=version, predictions=records,
+        production = models.scorer(name)
+        groups = {production: keys}
+        if models.test_of(name) is not None:  # an A/B test runs: each user to the arm it assigns
+            groups = {}
+            for key in keys:
+                user = as_uuid(key[0] if isinstance(key, tuple) else key)
+                groups.setdefault(models.scorer(name, user), []).append(key)
+        records, unknown = [], []
+        for scorer, group in groups.items():
+            scored, missing = scorer.records(group, feature_date)
+            version = scorer.model.version or "unregistered"
+            metrics.model_version.labels(name, version).set(1)
+            metrics.predictions.labels(name, version).inc(len(scored))
+            records += scored
+            unknown += missing
+        if len(groups) > 1:  # back in the order asked
+            order = {(as_uuid(k[0]), as_uuid(k[1])) if isinstance(k, tuple) else as_uuid(k): i for i, k in enumerate(keys)}
+            records.sort(key=lambda r: order.get((r["user_id"], r["article_id"]) if "article_id" in r else r["user_id"], len(order)))
+        return PredictResponse(model=name, model_version=production.model.version or "unregistered", predictions=records,
                                unknown=[list(k) if isinstance(k, tuple) else k for k in unknown])
 
     @app.post("/predict/{name}", response_model=PredictResponse, tags=["predictions"], dependencies=[Depends(require_key)])
@@ -313,7 +327,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
         feature_date = request.query_params.get("feature_date")
         feature_date = as_date(feature_date, "feature_date") if feature_date else None
         models = request.app.state.models
-        scorer = models.current(name) if feature_date is None else None
+        scorer = models.current(name, as_uuid(user_id)) if feature_date is None else None
         record = scorer.cached_record(user_id) if scorer else None
         if record is not None:  # warm: features cached, model current; answered on the event loop, no I/O
             version = record["model_version"]

@@ -1,4 +1,5 @@
-"""The models a server serves: the production version of each, reloaded when a promotion changes it."""
+"""The models a server serves: the production version of each, reloaded when a promotion changes it, and
+while an A/B test of a model runs, both of its versions, each user routed to the arm the test assigns."""
 
 from __future__ import annotations
 
@@ -10,55 +11,77 @@ from clickhouse_connect.driver.client import Client
 from ownlens.ml.errors import NotFound
 from ownlens.ml.models import get_spec
 from ownlens.ml.models.prediction import Scorer
+from ownlens.ml.monitoring import abtest
 from ownlens.ml.registry import store
 
-REGISTRY_TTL_S = 2.0  # a promotion reaches the server within this long, without a restart
+REGISTRY_TTL_S = 2.0  # a promotion, rollback or A/B test reaches the server within this long, without a restart
 
 
 class ServedModels:
-    """One :class:`Scorer` per model name, for the version currently in production (else the latest)."""
+    """A :class:`Scorer` per served (model, version); which version a user gets is decided by :meth:`scorer`."""
 
     def __init__(self, client: Client, feature_cache_ttl_s: float = 60.0):
         self.client = client
         self.feature_cache_ttl_s = feature_cache_ttl_s
-        self._scorers: dict[str, tuple[str, Scorer]] = {}
+        self._routes: dict[str, tuple[str, abtest.ABTest | None]] = {}  # name -> (production version, running test)
+        self._scorers: dict[tuple[str, str], Scorer] = {}
         self._checked: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def _current_version(self, name: str) -> str:
+    def _production_version(self, name: str) -> str:
         try:
             return store.get(self.client, name, "production")["model_version"]
         except NotFound:
             return store.get(self.client, name, None)["model_version"]
 
-    def scorer(self, name: str) -> Scorer:
+    def _refresh(self, name: str) -> None:
+        """Re-read the registry and the running A/B test of ``name``; load any version now needed."""
         spec = get_spec(name)
+        version, test = self._production_version(name), abtest.running(self.client, name)
+        needed = {version} | ({test.version_a, test.version_b} if test else set())
+        for v in needed - {v for (n, v) in self._scorers if n == name}:
+            self._scorers[(name, v)] = Scorer(spec, self.client, store.load(self.client, name, v),
+                                              cache_ttl_s=self.feature_cache_ttl_s)
+        for key in [k for k in self._scorers if k[0] == name and k[1] not in needed]:
+            del self._scorers[key]
+        self._routes[name] = (version, test)
+
+    def _pick(self, name: str, user_id: str | None) -> Scorer:
+        version, test = self._routes[name]
+        if test is not None and user_id is not None:
+            version = test.version_b if abtest.variant(test.test_id, user_id, test.split) == "B" else test.version_a
+        return self._scorers[(name, version)]
+
+    def scorer(self, name: str, user_id: str | None = None) -> Scorer:
+        """The scorer serving ``user_id`` (a canonical id; None: the production version), re-checking the
+        registry when the last check is older than REGISTRY_TTL_S."""
+        get_spec(name)
         now = time.monotonic()
         with self._lock:
-            cached = self._scorers.get(name)
-            if cached and now - self._checked.get(name, 0.0) < REGISTRY_TTL_S:
-                return cached[1]
-            version = self._current_version(name)
-            if not cached or cached[0] != version:
-                model = store.load(self.client, name, version)
-                cached = (version, Scorer(spec, self.client, model, cache_ttl_s=self.feature_cache_ttl_s))
-                self._scorers[name] = cached
-            self._checked[name] = now
-            return cached[1]
+            if name not in self._routes or now - self._checked.get(name, 0.0) >= REGISTRY_TTL_S:
+                self._refresh(name)
+                self._checked[name] = now
+            return self._pick(name, user_id)
 
-    def current(self, name: str) -> Scorer | None:
-        """The scorer for ``name`` if it is loaded and was checked against the registry lately (the server's
+    def current(self, name: str, user_id: str | None = None) -> Scorer | None:
+        """As :meth:`scorer` if ``name`` is loaded and was checked against the registry lately (the server's
         refresher re-checks every REGISTRY_TTL_S); None otherwise. Never touches the warehouse, so the event
         loop may call it, and a due registry check never stalls requests."""
-        cached = self._scorers.get(name)
-        if cached and time.monotonic() - self._checked.get(name, 0.0) < 5 * REGISTRY_TTL_S:
-            return cached[1]
-        return None
+        if name not in self._routes or time.monotonic() - self._checked.get(name, 0.0) >= 5 * REGISTRY_TTL_S:
+            return None
+        return self._pick(name, user_id)
+
+    def test_of(self, name: str) -> abtest.ABTest | None:
+        """The running A/B test of a loaded model, if any."""
+        return self._routes.get(name, (None, None))[1]
 
     def refresh(self) -> None:
-        """Re-check the registry for every loaded model (picks up promotions and rollbacks)."""
-        for name in list(self._scorers):
+        """Re-check the registry for every loaded model (picks up promotions, rollbacks and A/B tests)."""
+        for name in list(self._routes):
             self.scorer(name)
 
     def loaded(self) -> dict[str, str]:
-        return {name: version for name, (version, _) in self._scorers.items()}
+        out = {}
+        for name, (version, test) in self._routes.items():
+            out[name] = f"A/B {test.name}: {test.version_a} | {test.version_b}" if test else version
+        return out
