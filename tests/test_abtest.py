@@ -56,3 +56,24 @@ def test_bad_tests_are_refused(labelled, versions):
         abtest.create(labelled, "x", "churn", good, "9.9.9", split=1.5)
     with pytest.raises(NotFound, match="no A/B test named 'nope'"):
         abtest.status(labelled, "nope")
+
+
+def test_batch_predictions_follow_the_arms_of_a_running_test(labelled, versions):
+    from ownlens.ml.models.prediction import predict_batch
+    from ownlens.ml.registry import store
+
+    good, weak = versions
+    test = abtest.create(labelled, "batch-ab", "churn", good, weak, split=0.3)
+    d = FEATURE_DATES[1]
+    for _ in range(2):  # a re-run replaces
+        result = predict_batch(CHURN, labelled, store.load(labelled, "churn", good), d, ab_test=test)
+    assert result["version"] == f"{good} | {weak}"
+    rows = labelled.query("SELECT toString(user_id), model_version FROM customer_churn_predictions WHERE prediction_date = {d:Date}",
+                          parameters={"d": d}).result_rows
+    assert len(rows) == result["rows"] == len({u for u, _ in rows})
+    assert all(v == (weak if abtest.variant(test.test_id, u, 0.3) == "B" else good) for u, v in rows)
+    assert 0.2 < sum(v == weak for _, v in rows) / len(rows) < 0.4
+    stored = labelled.query("SELECT model_version, count() FROM ml_model_predictions WHERE model_name = 'churn' "
+                            "AND prediction_date = {d:Date} GROUP BY model_version", parameters={"d": d}).result_rows
+    assert dict(stored) == {v: sum(x == v for _, x in rows) for v in (good, weak)}
+    abtest.conclude(labelled, "batch-ab")

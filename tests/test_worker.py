@@ -45,3 +45,21 @@ def test_crash_between_write_and_commit_loses_and_repeats_nothing(labelled, scor
     assert n == unique > 0
     assert worker.watermark(labelled, "crashy") == worker.watermark(labelled, "clean") == clean[-1].window_end
     assert worker.run_pass(labelled, CHURN, scorer, "crashy", **kw) is None  # caught up
+
+
+def test_a_routing_function_scores_each_user_with_the_scorer_it_picks(labelled, scorer):
+    from datetime import datetime
+
+    from ownlens.ml.models.model import TrainedModel
+    from ownlens.ml.monitoring.abtest import variant
+
+    m = scorer.model
+    other = Scorer(CHURN, labelled, TrainedModel(m.spec_name, m.task, m.features, m.encoder, m.estimator, {"model_version": "9.9.9"}))
+    end = datetime.fromisoformat(str(labelled.command("SELECT max(event_timestamp) FROM customer_events"))).replace(tzinfo=timezone.utc)
+    worker.set_watermark(labelled, "routed", "churn", end - timedelta(days=1))
+    route = lambda user: other if variant("t-worker", user, 0.5) == "B" else scorer  # noqa: E731
+    passes = worker.run(labelled, CHURN, route, "routed", once=True, max_window=timedelta(days=1))
+    rows = labelled.query("SELECT toString(user_id), model_version FROM ml_realtime_predictions WHERE worker = 'routed'").result_rows
+    assert passes and len(rows) == sum(p.scored for p in passes) > 20
+    assert all(v == ("9.9.9" if variant("t-worker", u, 0.5) == "B" else "unregistered") for u, v in rows)
+    assert {v for _, v in rows} == {"9.9.9", "unregistered"}

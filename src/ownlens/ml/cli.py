@@ -347,7 +347,8 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
 ):
-    """Score users with a registered model and store the predictions (ml_model_predictions and the model's table)."""
+    """Score users with a registered model and store the predictions (ml_model_predictions and the model's table).
+    While an A/B test of the model runs, each user is scored by the version of their arm (unless --version is given)."""
     from ownlens.ml.data.loaders import latest_feature_date
     from ownlens.ml.models.prediction import Scorer, predict_batch
     from ownlens.ml.registry import store
@@ -372,9 +373,15 @@ def predict(
             if frame.attrs.get("message"):
                 console.print(frame.attrs["message"])
         return
+    from ownlens.ml.monitoring.abtest import running
+
+    test = running(client, model) if version == "production" else None
+    if test:
+        console.print(f"A/B test {test.name} is running: users get {test.version_a} or {test.version_b} by their arm")
     with _progress() as progress:
         task = progress.add_task(f"scoring {model}", total=None)
-        result = predict_batch(spec, client, trained, d, brand, progress=lambda n: progress.update(task, completed=n))
+        result = predict_batch(spec, client, trained, d, brand, progress=lambda n: progress.update(task, completed=n),
+                               ab_test=test)
     _emit(result, as_json, f"{model} predictions")
 
 
@@ -618,9 +625,8 @@ def worker(
     """Real-time inference: score users as new events arrive, resuming exactly where it stopped."""
     from datetime import datetime, timezone
 
-    from ownlens.ml.models.prediction import Scorer
-    from ownlens.ml.registry import store
     from ownlens.ml.serving import worker as realtime
+    from ownlens.ml.serving.models import ServedModels
 
     spec = _spec(model)
     if spec.source is not None:
@@ -633,8 +639,8 @@ def worker(
         except ValueError:
             raise InvalidInput(f"--since {since!r} is not a time: use ISO format, e.g. 2026-03-19T00:00:00") from None
         realtime.set_watermark(client, worker_name, model, at)
-    scorer = Scorer(spec, client, store.load(client, model, "production"), cache_ttl_s=0)
-    passes = realtime.run(client, spec, scorer, worker_name, interval_s=interval, once=once,
+    served = ServedModels(client, feature_cache_ttl_s=0)  # production, promotions and A/B arms, as the API serves them
+    passes = realtime.run(client, spec, lambda user: served.scorer(model, user), worker_name, interval_s=interval, once=once,
                           max_window=timedelta(hours=window_hours))
     out.print(f"{worker_name}: {len(passes)} windows, {sum(p.users for p in passes):,} users with new events, "
               f"{sum(p.scored for p in passes):,} scored; watermark {realtime.watermark(client, worker_name)}")

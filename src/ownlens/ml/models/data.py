@@ -107,15 +107,21 @@ def _scoring_source(client: Client, spec: ModelSpec, d: date, brand_id, batch_ro
 
 def encoded_batches(
     client: Client, spec: ModelSpec, d: date, features: list[str], vocabularies: dict[str, list[str]], brand_id=None,
-    batch_rows: int = SCORING_BATCH_ROWS,
+    batch_rows: int = SCORING_BATCH_ROWS, arm: tuple[str, float, str] | None = None,
 ) -> Iterator["pa.Table"]:
     """Like :func:`scoring_batches`, but as Arrow with categoricals already coded in SQL (the fast batch path).
 
     Each categorical column becomes its index in the model's vocabulary (NaN when unseen), exactly
     as :class:`CategoryEncoder` codes it; only ids (``key_*``) and the model's inputs (``f0``, ``f1``...
-    in ``features`` order) leave ClickHouse.
+    in ``features`` order) leave ClickHouse. ``arm`` = (A/B test id, split, "A" or "B") keeps that arm's users.
     """
     source, params, parts = _scoring_source(client, spec, d, brand_id, batch_rows)
+    arm_sql = ""
+    if arm:
+        from ownlens.ml.monitoring.abtest import VARIANT_SQL
+
+        params |= {"test": arm[0], "split": arm[1], "arm": arm[2]}
+        arm_sql = f" AND {VARIANT_SQL} = {{arm:String}}"
     columns = [f"{c} AS key_{c}" for c in dict.fromkeys([*entity_columns(spec), "brand_id"])]  # ids, apart from inputs
     for i, name in enumerate(features):
         if name in vocabularies:
@@ -125,7 +131,7 @@ def encoded_batches(
             columns.append(f"toFloat64({name}) AS f{i}")
     for part in range(parts):
         yield client.query_arrow(
-            f"SELECT {', '.join(columns)} FROM ({source}) WHERE cityHash64(user_id) % {{parts:UInt64}} = {{part:UInt64}}",
+            f"SELECT {', '.join(columns)} FROM ({source}) WHERE cityHash64(user_id) % {{parts:UInt64}} = {{part:UInt64}}{arm_sql}",
             parameters=params | {"parts": parts, "part": part},
         )
 

@@ -20,7 +20,8 @@ from ownlens.ml.models.data import (
 from ownlens.ml.models.model import TrainedModel
 from ownlens.ml.models.spec import ModelSpec
 
-RAW_COLUMNS = "user_id String, entity_id String, brand_id String, value Float64, level String, decision UInt8"
+RAW_COLUMNS = ("user_id String, entity_id String, brand_id String, value Float64, level String, decision UInt8, "
+               "version String, model_id String")
 
 
 def _outputs(spec: ModelSpec, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,15 +50,23 @@ def _arrow_matrix(batch: pa.Table, features: list[str]) -> np.ndarray:
 
 
 def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date, brand_id=None,
-                  batch_rows: int = SCORING_BATCH_ROWS, progress=None) -> dict:
+                  batch_rows: int = SCORING_BATCH_ROWS, progress=None, ab_test=None) -> dict:
     """Score every row of ``d`` (of one brand, if given) and replace that date's predictions.
 
     Writes ml_model_predictions and, for user models, ``spec.predictions_table`` through staging
     tables swapped in at the end, so a failure leaves the previous predictions untouched and a
-    re-run replaces them. Scoring one brand keeps the other brands' rows of the day.
+    re-run replaces them. Scoring one brand keeps the other brands' rows of the day. With a running
+    ``ab_test`` (monitoring.abtest.ABTest) each user is scored by their arm's version instead of ``model``.
     """
     t0 = time.perf_counter()
-    model.estimator.set_threads(os.cpu_count() or 1)
+    passes = [(model, None)]
+    if ab_test is not None:
+        from ownlens.ml.registry import store
+
+        passes = [(store.load(client, spec.name, v), (ab_test.test_id, ab_test.split, arm))
+                  for arm, v in (("A", ab_test.version_a), ("B", ab_test.version_b))]
+    for m, _ in passes:
+        m.estimator.set_threads(os.cpu_count() or 1)
     suffix = uuid.uuid4().hex[:12]
     raw, staged_domain, staged_all = f"_pred_raw_{suffix}", f"_pred_domain_{suffix}", f"_pred_all_{suffix}"
     domain = spec.predictions_table
@@ -65,8 +74,8 @@ def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date,
     if domain:
         client.command(f"CREATE TABLE {staged_domain} AS {domain}")
     client.command(f"CREATE TABLE {staged_all} AS ml_model_predictions")
-    params = {"d": d, "model": spec.name, "version": model.version or "unregistered",
-              "model_id": model.model_id, "batch": str(uuid.uuid4()), "entity_type": spec.source.entity_type if spec.source else "user"}
+    version = " | ".join(m.version or "unregistered" for m, _ in passes)  # "A | B" during an A/B test
+    params = {"d": d, "model": spec.name, "batch": str(uuid.uuid4()), "entity_type": spec.source.entity_type if spec.source else "user"}
     try:
         keep: dict = {"d": d, "model": spec.name}
         brand_sql = brand_filter(client, brand_id, keep, alias="x")
@@ -78,19 +87,22 @@ def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date,
             client.command(f"INSERT INTO {staged_all} SELECT * FROM ml_model_predictions AS x "
                            f"WHERE model_name = {{model:String}} AND prediction_date = {{d:Date}}{other}", parameters=keep)
         scored = 0
-        for batch in encoded_batches(client, spec, d, model.features, model.encoder.vocabularies, brand_id, batch_rows):
-            if batch.num_rows == 0:
-                continue
-            values = model.predict_matrix(_arrow_matrix(batch, model.features))
-            level, decision = _outputs(spec, values)
-            client.insert_arrow(raw, pa.table({
-                "user_id": batch.column("key_user_id"), "entity_id": _entity_ids(spec, batch),
-                "brand_id": batch.column("key_brand_id"), "value": pa.array(values, pa.float64()),
-                "level": pa.array(level.astype(str)), "decision": pa.array(decision),
-            }))
-            scored += batch.num_rows
-            if progress:
-                progress(scored)
+        for m, arm in passes:
+            for batch in encoded_batches(client, spec, d, m.features, m.encoder.vocabularies, brand_id, batch_rows, arm):
+                if batch.num_rows == 0:
+                    continue
+                values = m.predict_matrix(_arrow_matrix(batch, m.features))
+                level, decision = _outputs(spec, values)
+                client.insert_arrow(raw, pa.table({
+                    "user_id": batch.column("key_user_id"), "entity_id": _entity_ids(spec, batch),
+                    "brand_id": batch.column("key_brand_id"), "value": pa.array(values, pa.float64()),
+                    "level": pa.array(level.astype(str)), "decision": pa.array(decision),
+                    "version": pa.array([m.version or "unregistered"] * batch.num_rows),
+                    "model_id": pa.array([m.model_id or ""] * batch.num_rows),
+                }))
+                scored += batch.num_rows
+                if progress:
+                    progress(scored)
         if scored == 0:
             raise NotFound(f"no rows to score for {spec.name} on {d}" + (f" and brand {brand_id}" if brand_id else ""))
         if domain:
@@ -103,13 +115,13 @@ def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date,
                 columns.append(spec.decision_column)
                 values_sql.append("decision")
             columns += ["model_id", "model_version"]
-            values_sql += ["toUUIDOrNull({model_id:Nullable(String)})", "{version:String}"]
+            values_sql += ["toUUIDOrNull(model_id)", "version"]
             client.command(f"INSERT INTO {staged_domain} ({', '.join(columns)}) SELECT {', '.join(values_sql)} FROM {raw}",
                            parameters=params)
         label = "if(level != '', level, toString(decision))" if spec.task == "binary" else "level"
         client.command(f"""
 INSERT INTO {staged_all}
-SELECT generateUUIDv4(), toUUIDOrNull({{model_id:Nullable(String)}}), {{model:String}}, {{version:String}}, {{entity_type:String}},
+SELECT generateUUIDv4(), toUUIDOrNull(model_id), {{model:String}}, version, {{entity_type:String}},
        entity_id, toUUID(brand_id), {{d:Date}}, value, {label}, toUUID({{batch:String}}), now64(3)
 FROM {raw}""", parameters=params)
         if domain:
@@ -120,7 +132,7 @@ FROM {raw}""", parameters=params)
         for table in (raw, staged_domain, staged_all):
             client.command(f"DROP TABLE IF EXISTS {table}")
     seconds = time.perf_counter() - t0
-    return {"model": spec.name, "version": params["version"], "date": str(d), "rows": scored,
+    return {"model": spec.name, "version": version, "date": str(d), "rows": scored,
             "seconds": round(seconds, 3), "rows_per_s": round(scored / seconds) if seconds else None,
             "table": domain or "ml_model_predictions"}
 

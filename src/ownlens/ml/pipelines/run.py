@@ -129,7 +129,9 @@ def _model(client: Client, spec, scoring_date: date, reports_dir, monitor: bool)
     report = write_report(spec, result.model, result.test, result.metrics, result.oracle_metrics,
                           reports_dir / "models" / spec.name / str(result.model.version), result.split)
     served = store.load(client, spec.name, "production")
-    scored = predict_batch(spec, client, served, scoring_date)
+    from ownlens.ml.monitoring.abtest import running
+
+    scored = predict_batch(spec, client, served, scoring_date, ab_test=running(client, spec.name))
     out = {"version": result.model.version, "promoted": promoted, "production": served.version, "metric": key,
            "value": new, "oracle": (result.oracle_metrics or {}).get(key), "test_rows": result.split["test_rows"],
            "predictions": scored["rows"], "prediction_table": scored["table"], "report": str(report)}

@@ -138,7 +138,7 @@ def _realtime_loop(app: FastAPI, name: str, stop, interval_s: float) -> None:
     spec = get_spec(name)
     while not stop.is_set():
         try:
-            worker.run(app.state.client, spec, app.state.models.scorer(name), f"api-{name}", once=True)
+            worker.run(app.state.client, spec, lambda user: app.state.models.scorer(name, user), f"api-{name}", once=True)
         except Exception:  # the API stays up; the watermark makes the retry exact
             log.exception("real-time worker for %s failed; retrying in %s s", name, interval_s)
         stop.wait(interval_s)

@@ -12,11 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 from datetime import datetime, timedelta, timezone
 
+import pandas as pd
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
+from ownlens.ml.data.loaders import as_uuid
 from ownlens.ml.models.prediction import Scorer
 from ownlens.ml.models.spec import ModelSpec
 
@@ -63,7 +66,18 @@ def _upper(client: Client, lo: datetime, max_window: timedelta, lag: timedelta) 
     return upper if upper > lo else None
 
 
-def run_pass(client: Client, spec: ModelSpec, scorer: Scorer, worker: str, *, max_window: timedelta = timedelta(hours=1),
+def _score(scorer, users: list[str]) -> pd.DataFrame:
+    """Score ``users`` with ``scorer``, or, when it is a function of the user id (an A/B test's routing), with
+    the scorer it picks for each user."""
+    if not callable(scorer):
+        return scorer.score(users)
+    groups: dict = {}
+    for user in users:
+        groups.setdefault(scorer(as_uuid(user)), []).append(user)
+    return pd.concat([s.score(group) for s, group in groups.items()], ignore_index=True)
+
+
+def run_pass(client: Client, spec: ModelSpec, scorer: Scorer | Callable[[str], Scorer], worker: str, *, max_window: timedelta = timedelta(hours=1),
              lag: timedelta = timedelta(0), fail_before_commit: bool = False) -> Pass | None:
     """Score one window of new activity; None when there is nothing new."""
     lo = watermark(client, worker)
@@ -79,8 +93,7 @@ def run_pass(client: Client, spec: ModelSpec, scorer: Scorer, worker: str, *, ma
     activity = client.query(NEW_ACTIVITY, parameters={"lo": lo, "hi": hi}).result_rows
     scored = 0
     if activity:
-        users = [u for u, _, _ in activity]
-        frame = scorer.score(users)
+        frame = _score(scorer, [u for u, _, _ in activity])
         by_user = {u: (last, n) for u, last, n in activity}
         if len(frame):
             label = frame[spec.level_column].astype(str) if spec.level_column else [""] * len(frame)
@@ -101,7 +114,7 @@ def run_pass(client: Client, spec: ModelSpec, scorer: Scorer, worker: str, *, ma
     return Pass(lo, hi, len(activity), scored)
 
 
-def run(client: Client, spec: ModelSpec, scorer: Scorer, worker: str, interval_s: float = 10.0, once: bool = False,
+def run(client: Client, spec: ModelSpec, scorer: Scorer | Callable[[str], Scorer], worker: str, interval_s: float = 10.0, once: bool = False,
         stop=None, **kw) -> list[Pass]:
     """Run passes until caught up (``once``) or until ``stop()`` is true, sleeping ``interval_s`` when idle."""
     done = []
