@@ -20,8 +20,9 @@ from ownlens.ml.models.data import (
 from ownlens.ml.models.model import TrainedModel
 from ownlens.ml.models.spec import ModelSpec
 
-RAW_COLUMNS = ("user_id String, entity_id String, brand_id String, value Float64, level String, decision UInt8, "
-               "version String, model_id String")
+RAW_COLUMNS = "user_id String, entity_id String, brand_id String, value Float64, level String, decision UInt8, pass_no UInt8"
+# the model of each row: its pass (one per A/B arm, else one) indexes these parameters
+ROW_VERSION, ROW_MODEL_ID = "{versions:Array(String)}[pass_no + 1]", "toUUIDOrNull({model_ids:Array(String)}[pass_no + 1])"
 
 
 def _outputs(spec: ModelSpec, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +76,8 @@ def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date,
         client.command(f"CREATE TABLE {staged_domain} AS {domain}")
     client.command(f"CREATE TABLE {staged_all} AS ml_model_predictions")
     version = " | ".join(m.version or "unregistered" for m, _ in passes)  # "A | B" during an A/B test
-    params = {"d": d, "model": spec.name, "batch": str(uuid.uuid4()), "entity_type": spec.source.entity_type if spec.source else "user"}
+    params = {"d": d, "model": spec.name, "batch": str(uuid.uuid4()), "entity_type": spec.source.entity_type if spec.source else "user",
+              "versions": [m.version or "unregistered" for m, _ in passes], "model_ids": [m.model_id or "" for m, _ in passes]}
     try:
         keep: dict = {"d": d, "model": spec.name}
         brand_sql = brand_filter(client, brand_id, keep, alias="x")
@@ -87,7 +89,7 @@ def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date,
             client.command(f"INSERT INTO {staged_all} SELECT * FROM ml_model_predictions AS x "
                            f"WHERE model_name = {{model:String}} AND prediction_date = {{d:Date}}{other}", parameters=keep)
         scored = 0
-        for m, arm in passes:
+        for number, (m, arm) in enumerate(passes):
             for batch in encoded_batches(client, spec, d, m.features, m.encoder.vocabularies, brand_id, batch_rows, arm):
                 if batch.num_rows == 0:
                     continue
@@ -97,8 +99,7 @@ def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date,
                     "user_id": batch.column("key_user_id"), "entity_id": _entity_ids(spec, batch),
                     "brand_id": batch.column("key_brand_id"), "value": pa.array(values, pa.float64()),
                     "level": pa.array(level.astype(str)), "decision": pa.array(decision),
-                    "version": pa.array([m.version or "unregistered"] * batch.num_rows),
-                    "model_id": pa.array([m.model_id or ""] * batch.num_rows),
+                    "pass_no": pa.array(np.full(batch.num_rows, number, np.uint8)),
                 }))
                 scored += batch.num_rows
                 if progress:
@@ -115,13 +116,13 @@ def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date,
                 columns.append(spec.decision_column)
                 values_sql.append("decision")
             columns += ["model_id", "model_version"]
-            values_sql += ["toUUIDOrNull(model_id)", "version"]
+            values_sql += [ROW_MODEL_ID, ROW_VERSION]
             client.command(f"INSERT INTO {staged_domain} ({', '.join(columns)}) SELECT {', '.join(values_sql)} FROM {raw}",
                            parameters=params)
         label = "if(level != '', level, toString(decision))" if spec.task == "binary" else "level"
         client.command(f"""
 INSERT INTO {staged_all}
-SELECT generateUUIDv4(), toUUIDOrNull(model_id), {{model:String}}, version, {{entity_type:String}},
+SELECT generateUUIDv4(), {ROW_MODEL_ID}, {{model:String}}, {ROW_VERSION}, {{entity_type:String}},
        entity_id, toUUID(brand_id), {{d:Date}}, value, {label}, toUUID({{batch:String}}), now64(3)
 FROM {raw}""", parameters=params)
         if domain:
