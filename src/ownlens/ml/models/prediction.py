@@ -245,7 +245,7 @@ class Scorer:
         hit = self._cache.get((self._latest[1], user_id))
         if hit is None or hit[0] < now:
             return None
-        value = float(self._predict(hit[2].reshape(1, -1))[0])
+        value = float(self._predict(hit[2].reshape(1, -1))[0])  # below: _columns + _records for one row, without arrays
         level, decision = _outputs(self.spec, np.array([value]))
         record = {"user_id": user_id, "feature_date": hit[1].isoformat(), self.spec.output: value}
         if self.spec.level_column:

@@ -142,9 +142,8 @@ def monitor_due(client: Client, done: set) -> list[MonitoringReport]:
     """
     from ownlens.ml.data.loaders import latest_feature_date
     from ownlens.ml.models import MODELS
-    from ownlens.ml.registry import store
 
-    registered = set(store.versions(client)["model_name"]) if int(client.command("SELECT count() FROM ml_model_registry")) else set()
+    registered = {name for (name,) in client.query("SELECT DISTINCT model_name FROM ml_model_registry").result_rows}
     latest = latest_feature_date(client)
     reports = []
     for name, spec in MODELS.items():

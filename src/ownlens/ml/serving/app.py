@@ -330,9 +330,9 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
         scorer = models.current(name, as_uuid(user_id)) if feature_date is None else None
         record = scorer.cached_record(user_id) if scorer else None
         if record is not None:  # warm: features cached, model current; answered on the event loop, no I/O
-            version = record["model_version"]
-            metrics.predictions.labels(name, version).inc()
-            body = {"model": name, "model_version": version, "predictions": [record], "unknown": []}
+            metrics.predictions.labels(name, record["model_version"]).inc()
+            production = models.current(name).model.version or "unregistered"  # as _predict reports it
+            body = {"model": name, "model_version": production, "predictions": [record], "unknown": []}
             return Response(json.dumps(body).encode(), media_type="application/json")
         result = await run_in_threadpool(_predict, name, [user_id], feature_date, models)
         if not result.predictions:
