@@ -129,3 +129,32 @@ def test_thresholds_inputs_predictions_and_trending_inputs():
     assert Drift(**shift, thresholds=PREDICTION_THRESHOLDS).status == "alert"  # predictions: the same shift alerts
     assert Drift(**(shift | {"psi": 0.3}), trending=True).status == "trend"
     assert Drift(**(shift | {"ks_p_value": 0.2})).status == "ok"  # not significant: the KS size does not count
+
+
+def test_alerts_can_retrain_a_challenger_promoted_only_if_at_least_as_good(labelled):
+    from ownlens.ml.models import metrics as M
+    from ownlens.ml.models.training import train
+    from ownlens.ml.monitoring.drift import Drift
+    from ownlens.ml.monitoring.monitor import MonitoringReport, retrain_on_alert
+    from ownlens.ml.registry import store
+
+    weak = train(CHURN, labelled, algorithm="logistic", params={}, limit=300).model.version
+    store.promote(labelled, "churn", weak)
+    quiet = MonitoringReport("churn", weak, FEATURE_DATES[1], FEATURE_DATES[0])
+    assert retrain_on_alert(labelled, CHURN, quiet) is None  # no alert, no training
+    shifted = Drift("sessions_last_7d", "numeric", 0.6, 0.1, 0.3, 1e-9, 1000, 1000)
+    duel = retrain_on_alert(labelled, CHURN, MonitoringReport("churn", weak, FEATURE_DATES[1], FEATURE_DATES[0], drift=[shifted]))
+    assert duel["production_version"] == weak and duel["metric"] == "roc_auc"
+    assert duel["new"] > duel["production"]  # full XGBoost beats a 300-row logistic regression...
+    assert duel["promoted"] and store.get(labelled, "churn", "production")["model_version"] == duel["version"]
+    # ...on the very rows the challenger was tested on: the weak model scored again there gives the same number
+    from ownlens.ml.models.data import training_frame
+
+    rows = training_frame(labelled, CHURN, [FEATURE_DATES[1]])
+    again = M.compute("binary", rows["label"], store.load(labelled, "churn", weak).predict_values(rows))["roc_auc"]
+    assert again == pytest.approx(duel["production"])
+    from ownlens.ml.models.training import challenge
+
+    _, worse = challenge(CHURN, labelled, algorithm="logistic", params={}, limit=300)  # a weak challenger stays a candidate
+    assert not worse["promoted"] and worse["new"] < worse["production"]
+    assert store.get(labelled, "churn", "production")["model_version"] == duel["version"]

@@ -483,6 +483,8 @@ def monitor(
     current: Optional[str] = typer.Option(None, "--date", help="Date to check (default: the latest feature date)."),
     reference: Optional[str] = typer.Option(None, help="Date to compare with (default: the end of the production version's training window)."),
     fail_on_alert: bool = typer.Option(False, help="Exit with code 1 when anything drifted past the alert threshold."),
+    retrain_on_alert: bool = typer.Option(False, help="On alerts, train a challenger and promote it if it scores at least as "
+                                                      "well as production on the same test rows."),
     as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
     dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
 ):
@@ -511,6 +513,13 @@ def monitor(
         if report.alerts:
             console.print(f"{len(report.alerts)} past the alert threshold (inputs: PSI >= 0.25 or KS >= 0.2; predictions: PSI >= 0.1 or KS >= 0.075); "
                           "rows written to ml_model_monitoring")
+    if retrain_on_alert and report.alerts:
+        from ownlens.ml.monitoring.monitor import retrain_on_alert as retrain
+
+        duel = retrain(client, spec, report)
+        production = "none" if duel["production"] is None else f"{duel['production']:.4f} ({duel['production_version']})"
+        console.print(f"retrained: {duel['version']} {duel['metric']} {duel['new']:.4f} vs production {production}: "
+                      + ("promoted" if duel["promoted"] else "kept as a candidate"))
     if fail_on_alert and report.alerts:
         raise typer.Exit(1)
 
@@ -585,6 +594,8 @@ def serve(
     realtime: Optional[list[str]] = typer.Option(None, "--realtime", help="Also run this model's real-time worker inside the server (repeatable)."),
     monitor_every: float = typer.Option(60.0, help="Minutes between scheduled monitoring passes inside the server (drift on new "
                                               "feature dates, performance once labels are in); 0 turns it off."),
+    retrain_on_alert: bool = typer.Option(False, help="When scheduled monitoring raises drift alerts, train a challenger and "
+                                                      "promote it if it scores at least as well as production on the same rows."),
     dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
 ):
     """Run the REST API (OpenAPI docs at /docs). With the embedded warehouse this process holds it, and runs
@@ -607,7 +618,8 @@ def serve(
         _spec(name)
     if monitor_every < 0:
         raise InvalidInput("--monitor-every must be >= 0 minutes (0 turns scheduled monitoring off)")
-    app_ = create_app(settings, client, realtime=list(realtime or []), monitor_interval_s=monitor_every * 60 or None)
+    app_ = create_app(settings, client, realtime=list(realtime or []), monitor_interval_s=monitor_every * 60 or None,
+                      retrain_on_alert=retrain_on_alert)
     uvicorn.run(app_, host=host, port=port, log_level="warning",
                 access_log=False)
 

@@ -227,6 +227,27 @@ def _log_to_mlflow(spec: ModelSpec, model: TrainedModel, run: dict, metrics: dic
                     model.version, os.environ["MLFLOW_TRACKING_URI"], first[:300])
 
 
+def challenge(spec: ModelSpec, client: Client, **train_kw) -> tuple[TrainingResult, dict]:
+    """Train a new version and promote it when it scores at least as well as production on the same test rows.
+
+    Returns the training result and the comparison: metric, new and production scores, promoted or not.
+    """
+    from ownlens.ml.registry import store
+
+    result = train(spec, client, **train_kw)
+    key = spec.primary_metric
+    try:
+        production = store.load(client, spec.name, "production")
+        current = M.compute(spec.task, result.test["label"], production.predict_values(result.test))[key]
+    except NotFound:
+        production, current = None, None
+    promoted = current is None or result.metrics[key] >= current
+    if promoted:
+        store.promote(client, spec.name, result.model.version)
+    return result, {"metric": key, "new": result.metrics[key], "production": current, "promoted": promoted,
+                    "production_version": production.version if production else None, "version": result.model.version}
+
+
 BASELINES = {"binary": ("logistic", "random_forest", "mlp"), "regression": ("linear", "random_forest", "mlp")}
 
 

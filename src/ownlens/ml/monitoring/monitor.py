@@ -133,12 +133,26 @@ ORDER BY prediction_date
 """
 
 
-def monitor_due(client: Client, done: set) -> list[MonitoringReport]:
+def retrain_on_alert(client: Client, spec: ModelSpec, report: MonitoringReport) -> dict | None:
+    """When ``report`` has alerts, train a challenger and promote it if it scores at least as well as production
+    on the same (latest labelled) test rows; returns that comparison, or None without alerts."""
+    if not report.alerts:
+        return None
+    from ownlens.ml.models.training import challenge
+
+    _, duel = challenge(spec, client, description=f"retrained after drift alerts on {report.current}")
+    log.warning("retrained %s after %d drift alert(s) on %s: %s %s %.4f vs production %s %s -> %s", spec.name,
+                len(report.alerts), report.current, duel["version"], duel["metric"], duel["new"], duel["production_version"],
+                "n/a" if duel["production"] is None else f"{duel['production']:.4f}", "promoted" if duel["promoted"] else "kept")
+    return duel
+
+
+def monitor_due(client: Client, done: set, retrain: bool = False) -> list[MonitoringReport]:
     """One scheduled pass over every registered user model: drift on the latest feature date, and realised
     performance on each date whose predictions now have complete labels and no performance rows yet.
 
     ``done`` holds the (model, date) pairs this process has already monitored, so a pass with nothing new
-    costs a few small queries; it is updated in place.
+    costs a few small queries; it is updated in place. ``retrain``: see :func:`retrain_on_alert`.
     """
     from ownlens.ml.data.loaders import latest_feature_date
     from ownlens.ml.models import MODELS
@@ -158,6 +172,9 @@ def monitor_due(client: Client, done: set) -> list[MonitoringReport]:
                 reports.append(monitor(client, spec, d))
             except (InvalidInput, NotFound) as exc:  # e.g. no reference date before the first features
                 log.info("monitoring %s on %s skipped: %s", name, d, exc)
+                continue
+            if retrain and d == latest:
+                retrain_on_alert(client, spec, reports[-1])
     return reports
 
 

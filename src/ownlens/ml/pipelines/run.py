@@ -111,21 +111,11 @@ def _model(client: Client, spec, scoring_date: date, reports_dir, monitor: bool)
     """Train, evaluate (report), promote when at least as good as production, score the latest date, monitor."""
     from ownlens.ml.models.evaluation import write_report
     from ownlens.ml.models.prediction import predict_batch
-    from ownlens.ml.models.training import train
+    from ownlens.ml.models.training import challenge
     from ownlens.ml.registry import store
 
-    result = train(spec, client)
-    key = spec.primary_metric
-    new = result.metrics[key]
-    try:
-        import json
-
-        current = json.loads(store.get(client, spec.name, "production")["metrics"]).get(key)
-    except NotFound:
-        current = None
-    promoted = current is None or new >= current
-    if promoted:
-        store.promote(client, spec.name, result.model.version)
+    result, duel = challenge(spec, client)  # promoted when at least as good as production on the same test rows
+    key, new, promoted = duel["metric"], duel["new"], duel["promoted"]
     report = write_report(spec, result.model, result.test, result.metrics, result.oracle_metrics,
                           reports_dir / "models" / spec.name / str(result.model.version), result.split)
     served = store.load(client, spec.name, "production")

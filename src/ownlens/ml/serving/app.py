@@ -156,14 +156,14 @@ def _refresh_loop(app: FastAPI, stop) -> None:
             log.exception("registry refresh failed; retrying")
 
 
-def _monitoring_loop(app: FastAPI, stop, interval_s: float) -> None:
+def _monitoring_loop(app: FastAPI, stop, interval_s: float, retrain: bool) -> None:
     """Scheduled monitoring (drift on new feature dates, performance once labels are in) every ``interval_s``."""
     from ownlens.ml.monitoring.monitor import monitor_due
 
     done: set = set()
     while not stop.is_set():
         try:
-            for report in monitor_due(app.state.client, done):
+            for report in monitor_due(app.state.client, done, retrain=retrain):
                 log.info(json.dumps({"event": "monitoring", "model": report.model, "date": str(report.current),
                                      "alerts": len(report.alerts)}))
         except Exception:  # the API stays up; the next pass tries again
@@ -172,12 +172,14 @@ def _monitoring_loop(app: FastAPI, stop, interval_s: float) -> None:
 
 
 def create_app(settings: Settings | None = None, client: Client | None = None, realtime: list[str] | None = None,
-               realtime_interval_s: float = 10.0, monitor_interval_s: float | None = None) -> FastAPI:
+               realtime_interval_s: float = 10.0, monitor_interval_s: float | None = None,
+               retrain_on_alert: bool = False) -> FastAPI:
     """The API over ``client`` (default: a client for the configured DSN, opened at start-up).
 
     ``realtime`` names models whose real-time worker runs in a background thread of this process, and
     ``monitor_interval_s`` turns on scheduled monitoring in another (the way to run both beside the API on
-    an embedded warehouse, which one process holds).
+    an embedded warehouse, which one process holds); ``retrain_on_alert`` lets it train a challenger when
+    drift alerts fire (promoted if at least as good as production).
     """
     from ownlens.ml.serving.models import ServedModels
 
@@ -197,7 +199,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
                                     name=f"ownlens-realtime-{name}", daemon=True) for name in realtime or []]
         threads.append(threading.Thread(target=_refresh_loop, args=(app, stop), name="ownlens-registry", daemon=True))
         if monitor_interval_s:
-            threads.append(threading.Thread(target=_monitoring_loop, args=(app, stop, monitor_interval_s),
+            threads.append(threading.Thread(target=_monitoring_loop, args=(app, stop, monitor_interval_s, retrain_on_alert),
                                             name="ownlens-monitoring", daemon=True))
         for thread in threads:
             thread.start()
