@@ -196,3 +196,23 @@ def test_a_running_ab_test_routes_each_user_to_its_arm(api, labelled, monkeypatc
         abtest.conclude(labelled, "api-ab")
         body = http.post("/predict/churn", json={"user_ids": users}).json()
         assert {r["model_version"] for r in body["predictions"]} == {production}
+
+
+def test_click_pairs_through_the_api(api, labelled):
+    from ownlens.ml.models.content.click import CLICK
+
+    store.promote(labelled, "click", train(CLICK, labelled).model.version)
+    d = FEATURE_DATES[1]
+    user, article = labelled.query(
+        "SELECT toString(e.user_id), toString(e.article_id) FROM customer_events AS e "
+        "WHERE e.event_type = 'article_impression' AND e.event_timestamp >= {d:Date} AND e.user_id IN "
+        "(SELECT user_id FROM customer_user_features WHERE feature_date = {d:Date}) LIMIT 1", parameters={"d": d}).result_rows[0]
+    missing = "00000000-0000-4000-8000-000000000001"
+    http, _, _ = api
+    body = http.post("/predict/click", json={"pairs": [{"user_id": user, "article_id": article},
+                                                        {"user_id": user, "article_id": missing}],
+                                             "feature_date": str(d)}).json()
+    [row] = body["predictions"]
+    assert (row["user_id"], row["article_id"]) == (user, article) and 0 < row["click_probability"] < 1
+    assert body["unknown"] == [[user, missing]]
+    assert http.post("/predict/click", json={"user_ids": [user]}).status_code == 422  # pairs, not users
