@@ -7,6 +7,7 @@ import os
 import uuid
 from contextlib import contextmanager
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
+from typing import TYPE_CHECKING
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -18,6 +19,9 @@ from ownlens.ml.settings import get_settings
 log = logging.getLogger(__name__)
 
 SCHEMES = ("chdb", "http", "https", "clickhouse", "clickhouses")
+
+if TYPE_CHECKING:  # annotations only; imported lazily where used
+    import pyarrow as pa
 
 
 def resolve_dsn(dsn: str | None = None) -> str:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 _NAMESPACE = uuid.UUID("6f1c2a52-7d1e-4c55-9a0b-0e5b7d2f3a10")
+
+if TYPE_CHECKING:  # annotations only; imported lazily where used
+    import pandas as pd
 
 
 def stable_id(kind: str, key: str) -> uuid.UUID:
