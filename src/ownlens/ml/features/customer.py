@@ -195,9 +195,11 @@ def build_user_feature_vectors(client: Client, d: date) -> int:
 
     sql = VECTORS_SELECT.format(vectors=USER_FEATURES.vector_sql("uf"))
     rows = replace_partition(client, "customer_user_feature_vectors", d, sql, {"d": d, "signature": USER_FEATURES.signature})
-    loaded = client.query("SELECT status FROM system.dictionaries WHERE database = currentDatabase() "
+    status = client.query("SELECT toString(status) FROM system.dictionaries WHERE database = currentDatabase() "
                           "AND name = 'dict_user_feature_vectors'").result_rows
-    if loaded and loaded[0][0] == "LOADED":  # in use in this process: no stale rows, not even for a minute
+    # in use in this process (LOADED, or LOADED_AND_RELOADING from its schedule, which may predate this build):
+    # reload now, so no lookup sees stale rows, not even for a minute
+    if status and status[0][0].startswith("LOADED"):
         client.command("SYSTEM RELOAD DICTIONARY dict_user_feature_vectors")
     return rows
 
