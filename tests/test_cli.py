@@ -114,8 +114,20 @@ def test_train_predict_evaluate_and_registry_commands(tmp_path):
     pair = run(["predict", "click", "--json", "--user", "00000000-0000-4000-8000-000000000000", "--article", "00000000-0000-4000-8000-000000000001"], tmp_path)
     assert pair.returncode == 0 and "have no features" in json.loads(pair.stdout)["message"]
 
+    for name, key in (("segmentation", "silhouette"), ("recommendation", "precision_at_k"), ("ad_placement", "revenue_per_1000")):
+        task = run(["train", name, "--json", "--promote"], tmp_path)
+        assert task.returncode == 0, task.stderr
+        task = json.loads(task.stdout)
+        assert task["metrics"][key] > 0 and task["stage"] == "production" and "data:image/png;base64" in open(task["report"]).read()
+        stored = run(["predict", name, "--json"], tmp_path)
+        assert stored.returncode == 0 and json.loads(stored.stdout)["rows"] > 300, stored.stderr
+    recs = run(["predict", "recommendation", "--json", "--user", "00000000-0000-4000-8000-000000000000"], tmp_path)
+    assert recs.returncode == 0 and len(json.loads(recs.stdout)) == 10 and json.loads(recs.stdout)[0]["cold_start"], recs.stderr
+
     for args, code, message in [
         (["run", "--model", "nope"], 3, "unknown model 'nope'"),
+        (["evaluate", "segmentation"], 2, "evaluated when trained"),
+        (["train", "segmentation", "--clusters", "1"], 2, "at least 2"),
         (["predict", "click", "--user", "00000000-0000-4000-8000-000000000000"], 2, "add --article ID"),
         (["train", "nope"], 2, "unknown model 'nope'"),
         (["predict", "nope"], 3, "unknown model 'nope'"),

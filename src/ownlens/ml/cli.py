@@ -248,20 +248,28 @@ def _rounded(obj):
     return obj
 
 
+def _brief(value) -> str:
+    """A nested metric compactly: floats to 3 significant digits, dicts as {k v, ...}."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} {_brief(v)}" for k, v in value.items()) + "}"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def _metrics_table(title: str, metrics: dict, oracle: dict | None, targets: dict) -> Table:
     table = Table(title=title)
     for column in ("metric", "model", "oracle", "seed target"):
         table.add_column(column, justify="right")
     for key, value in metrics.items():
-        if isinstance(value, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             o = (oracle or {}).get(key)
             target = targets.get(key)
             mark = "" if target is None else (" ✓" if value >= target else " ✗")
-            table.add_row(key, f"{value:.4f}", "" if o is None else f"{o:.4f}", "" if target is None else f"{target}{mark}")
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            table.add_row(key, shown, "" if o is None else f"{o:.4f}", "" if target is None else f"{target}{mark}")
     return table
 
 
-TRAINABLE = "churn, conversion, engagement, all, or baselines"
+TRAINABLE = "churn, conversion, engagement, click, segmentation, recommendation, ad_placement, all, or baselines"
 
 
 @app.command(epilog="Examples: ownlens-ml train churn --promote\n\nownlens-ml train conversion --test-date 2026-03-02 --json\n\n"
@@ -277,19 +285,20 @@ def train(
     tune: int = typer.Option(0, help="Optuna trials of hyper-parameter search (needs the tune extra); 0 = off."),
     cv: int = typer.Option(0, help="Also report k-fold cross-validation on the training rows; 0 = off."),
     baseline_model: Optional[str] = typer.Option(None, "--model", help="With `baselines`: only this model."),
+    clusters: Optional[int] = typer.Option(None, help="segmentation: the number of segments (default: picked by silhouette)."),
     promote: bool = typer.Option(False, help="Promote the new version to production."),
     report: bool = typer.Option(True, help="Write the HTML evaluation report."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics (oracle included) as JSON."),
     dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
 ):
     """Train a model on customer_user_features, evaluate it on later dates next to the oracle, register it."""
-    from ownlens.ml.models import MODELS
+    from ownlens.ml.models import ALL_MODELS, MODELS, TASK_MODELS
     from ownlens.ml.models.evaluation import write_report
     from ownlens.ml.models.training import compare_baselines, train as run_training
     from ownlens.ml.registry import store
     from ownlens.ml.settings import get_settings
 
-    if model not in (*MODELS, "all", "baselines"):
+    if model not in (*ALL_MODELS, "all", "baselines"):
         raise InvalidInput(f"unknown model {model!r}: choose {TRAINABLE}")
     client = _connect(dsn)
     split = dict(feature_date=parse_date(feature_date, "--date"), test_date=parse_date(test_date, "--test-date"),
@@ -313,8 +322,34 @@ def train(
                 table.add_row("oracle", f"{result['oracle'][primary]:.4f}", "")
             out.print(table)
         return
-    names = list(MODELS) if model == "all" else [model]
+    names = ALL_MODELS if model == "all" else [model]
     for name in names:
+        if name in TASK_MODELS:
+            task = TASK_MODELS[name]
+            options = {k: v for k, v in (("limit", limit), ("n_clusters", clusters)) if v is not None}
+            with console.status(f"training {name}"):
+                result = task.train(client, feature_date=split["feature_date"], test_date=split["test_date"],
+                                    brand_id=brand, seed=0, **options)
+            summary = result.summary()
+            if promote:
+                store.promote(client, name, result.model.version)
+                summary["stage"] = "production"
+            if report:
+                from ownlens.ml.models.evaluation import write_task_report
+
+                summary["report"] = str(write_task_report(task, result, get_settings().reports_dir / "models" / name /
+                                                          str(result.model.version)))
+            results[name] = summary
+            if not as_json:
+                out.print(_metrics_table(f"{name} {result.model.version} · {result.split['test_rows']:,} test rows · "
+                                         f"{result.split['kind']} (test {result.split.get('test_date')})",
+                                         result.metrics, result.oracle_metrics, task.targets))
+                for key, value in result.metrics.items():
+                    if isinstance(value, dict):
+                        out.print(f"{key}: {_brief(value)}")
+                if "report" in summary:
+                    out.print(f"report: {summary['report']}")
+            continue
         spec = _spec(name)
         with console.status(f"training {name}"):
             result = run_training(spec, client, algorithm=algorithm, tune_trials=tune, cv_folds=cv, **split)
@@ -336,9 +371,9 @@ def train(
         out.print_json(json.dumps(_rounded(results if len(results) > 1 else results[names[0]]), default=str))
 
 
-@app.command(epilog="Examples: ownlens-ml predict churn --date 2026-03-09\n\nownlens-ml predict churn --user 3f2b8c1e-0000-4000-8000-000000000000")
+@app.command(epilog="Examples: ownlens-ml predict churn --date 2026-03-09\n\nownlens-ml predict churn --user 3f2b8c1e-0000-4000-8000-000000000000\n\nownlens-ml predict recommendation --user 3f2b8c1e-0000-4000-8000-000000000000 --json")
 def predict(
-    model: str = typer.Argument(..., help="Model name: churn, conversion or engagement."),
+    model: str = typer.Argument(..., help="Model name: churn, conversion, engagement, click, segmentation, recommendation or ad_placement."),
     feature_date: Optional[str] = typer.Option(None, "--date", help="Feature date to score (default: the latest built)."),
     brand: Optional[str] = typer.Option(None, "--brand", help="Only this brand (id, code or name)."),
     version: str = typer.Option("production", help="Version or stage to use (falls back to the latest when nothing is in production)."),
@@ -353,8 +388,13 @@ def predict(
     from ownlens.ml.models.prediction import Scorer, predict_batch
     from ownlens.ml.registry import store
 
-    spec = _spec(model)
+    from ownlens.ml.models import TASK_MODELS
+
     client = _connect(dsn)
+    if model in TASK_MODELS:
+        return _predict_task(client, TASK_MODELS[model], store.load(client, model, version),
+                             parse_date(feature_date, "--date") or latest_feature_date(client), brand, user, as_json)
+    spec = _spec(model)
     trained = store.load(client, model, version)
     d = parse_date(feature_date, "--date") or latest_feature_date(client)
     if user:
@@ -383,6 +423,26 @@ def predict(
         result = predict_batch(spec, client, trained, d, brand, progress=lambda n: progress.update(task, completed=n),
                                ab_test=test)
     _emit(result, as_json, f"{model} predictions")
+
+
+def _predict_task(client, task, trained, d, brand, users, as_json: bool) -> None:
+    """`predict` for segmentation, recommendation and ad placement: given users printed, else the batch stored."""
+    if users:
+        from ownlens.ml.models.advertising.placement import decide_users
+        from ownlens.ml.models.content.recommendation import recommend_users
+        from ownlens.ml.models.customer.segmentation import segment_of
+
+        look = {"segmentation": segment_of, "recommendation": recommend_users, "ad_placement": decide_users}[task.name]
+        frame = look(client, trained, list(users), d)
+        if as_json:
+            out.print_json(frame.to_json(orient="records", date_format="iso"))
+        else:
+            out.print(frame.to_string(index=False) if not frame.empty else "no such users on that date")
+        return
+    with _progress() as progress:
+        bar = progress.add_task(f"{task.name} for {d}", total=None)
+        result = task.predict_batch(client, trained, d, brand, progress=lambda n: progress.update(bar, completed=n))
+    _emit(result, as_json, f"{task.name} ({task.output_table})")
 
 
 @app.command(epilog="Example: ownlens-ml evaluate churn --version production --test-date 2026-03-02 --json")

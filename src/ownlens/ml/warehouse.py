@@ -121,14 +121,16 @@ def _first_line(exc: BaseException) -> str:
 
 def replace_partition(
     client: Client, table: str, partition: object, select_sql: str | None = None, parameters: dict | None = None,
-    *, rows: "pa.Table | None" = None, partition_type: str | tuple[str, ...] = "Date",
+    *, rows: "pa.Table | None" = None, partition_type: str | tuple[str, ...] = "Date", keep: str | None = None,
 ) -> int:
     """Write ``select_sql`` (or Arrow ``rows``) into a staging copy of ``table``, then swap it in as one partition.
 
     Atomic from a reader's view: either the old rows or the new ones, never a mix, and a failed
     query leaves the table untouched. Returns the number of rows written; raises :class:`NotFound`
     when there is nothing to write (the old partition is then kept). A tuple ``partition``
-    (with a tuple of ``partition_type``) names a partition of a table partitioned by a tuple.
+    (with a tuple of ``partition_type``) names a partition of a table partitioned by a tuple. ``keep``, a
+    WHERE condition over ``table`` (with ``parameters``), carries those existing rows into the new partition
+    (e.g. the other brands' rows when one brand is rewritten).
     """
     if isinstance(partition, tuple):
         partition_sql = "tuple(" + ", ".join(f"{{p{i}:{t}}}" for i, t in enumerate(partition_type)) + ")"
@@ -142,13 +144,15 @@ def replace_partition(
             client.insert_arrow(staging, rows)
         else:
             client.command(f"INSERT INTO {staging} {select_sql}", parameters=parameters or {})
-        rows = int(client.command(f"SELECT count() FROM {staging}"))
-        if rows == 0:
+        written = int(client.command(f"SELECT count() FROM {staging}"))
+        if keep:
+            client.command(f"INSERT INTO {staging} SELECT * FROM {table} WHERE {keep}", parameters=parameters or {})
+        if written == 0:
             raise NotFound(f"no rows to write to {table} for {partition}: is there data before that date?")
         client.command(
             f"ALTER TABLE {table} REPLACE PARTITION {partition_sql} FROM {staging}", parameters=partition_params
         )
-        return rows
+        return written
     finally:
         client.command(f"DROP TABLE IF EXISTS {staging}")
 

@@ -401,12 +401,52 @@ class OwnLensRegressor(RegressorMixin, _OwnLensEstimator):
         pass
 
 
+class JsonStateEstimator(BaseEstimator):
+    """Base of estimators whose fitted state is a few arrays and numbers, saved as one JSON file (never a pickle).
+
+    Subclasses name their fitted attributes in ``fitted_attributes``; numeric lists come back as numpy arrays.
+    """
+
+    fitted_attributes: tuple[str, ...] = ()
+
+    def to_files(self) -> dict[str, bytes]:
+        check_is_fitted(self)
+        fitted = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in
+                  ((k, getattr(self, k)) for k in self.fitted_attributes)}
+        return {"estimator.json": json.dumps({"class": type(self).__name__, "params": self.get_params(), "fitted": fitted}).encode()}
+
+    @classmethod
+    def from_files(cls, files: dict[str, bytes]):
+        state = json.loads(files["estimator.json"])
+        est = cls(**state["params"])
+        for key, value in state["fitted"].items():
+            if isinstance(value, list) and value and not any(isinstance(v, (str, dict)) for v in np.ravel(np.asarray(value, dtype=object))):
+                value = np.asarray(value, dtype=float)
+            setattr(est, key, value)
+        return est
+
+    def set_threads(self, n: int) -> None:
+        pass
+
+
+# estimators defined next to their model (module path), found by class name when an artifact is read
+MODEL_ESTIMATORS = {
+    "SegmentationModel": "ownlens.ml.models.customer.segmentation",
+    "HybridRecommender": "ownlens.ml.models.content.recommendation",
+    "PlacementBandit": "ownlens.ml.models.advertising.placement",
+}
+
+
 def estimator_from_files(files: dict[str, bytes]):
+    import importlib
+
     kind = json.loads(files["estimator.json"])["class"]
     cls = {"OwnLensClassifier": OwnLensClassifier, "OwnLensRegressor": OwnLensRegressor}.get(kind)
+    if cls is None and kind in MODEL_ESTIMATORS:
+        cls = getattr(importlib.import_module(MODEL_ESTIMATORS[kind]), kind)
     if cls is None:
         raise InvalidInput(f"unknown estimator class {kind!r} in the artifact")
     return cls.from_files(files)
 
 
-__all__ = ["OwnLensClassifier", "OwnLensRegressor", "estimator_from_files"]
+__all__ = ["OwnLensClassifier", "OwnLensRegressor", "JsonStateEstimator", "estimator_from_files"]

@@ -135,18 +135,55 @@ def write_report(spec: ModelSpec, model: TrainedModel, test: pd.DataFrame, metri
         {"model": spec.name, "version": model.version, "split": split, "metrics": metrics, "oracle": oracle,
          "baselines": baselines}, indent=2, default=str))
     table.to_csv(out_dir / "comparison.csv")
-    body = "".join(f"<h2>{html.escape(t)}</h2>{c}" for t, c in sections)
     head = (f"{html.escape(spec.name)} {html.escape(str(model.version or ''))} · {html.escape(spec.description)} · "
             f"test rows: {len(test):,} · split: {html.escape(json.dumps(split, default=str))}")
-    path = out_dir / "report.html"
+    return _page(out_dir / "report.html", spec.name, head, sections)
+
+
+def _page(path: Path, name: str, head: str, sections: list[tuple[str, str]]) -> Path:
+    body = "".join(f"<h2>{html.escape(t)}</h2>{c}" for t, c in sections)
     path.write_text(
         "<!doctype html><html><head><meta charset='utf-8'><title>OwnLens evaluation</title><style>"
         "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table.t{border-collapse:collapse;font-size:13px}"
         "table.t td,table.t th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}img{max-width:100%}</style></head>"
-        f"<body><h1>Model evaluation: {html.escape(spec.name)}</h1><p>{head}</p>"
+        f"<body><h1>Model evaluation: {html.escape(name)}</h1><p>{head}</p>"
         f"<p>generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}</p>{body}</body></html>"
     )
     return path
+
+
+def write_task_report(task, result, out_dir: Path) -> Path:
+    """``report.html`` and ``metrics.json`` for a trained task model (segments, recommendations, ad placement)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    flat = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    table = pd.DataFrame({"model": flat, "oracle": {k: (result.oracle_metrics or {}).get(k) for k in flat}})
+    sections = [("Metrics (oracle: the same metric from the simulator's truth on the same rows, where one exists)", _table_html(table))]
+    sections += task.plots(result, plt) if task.plots else []
+    (out_dir / "metrics.json").write_text(json.dumps(
+        {"model": task.name, "version": result.model.version, "split": result.split, "metrics": result.metrics,
+         "oracle": result.oracle_metrics}, indent=2, default=str))
+    head = (f"{html.escape(task.name)} {html.escape(str(result.model.version or ''))} · {html.escape(task.description)} · "
+            f"split: {html.escape(json.dumps(result.split, default=str))}")
+    return _page(out_dir / "report.html", task.name, head, sections)
+
+
+def bars(plt, title: str, series: dict[str, dict[str, float]], ylabel: str) -> tuple[str, str]:
+    """A grouped bar chart section: ``series`` maps a legend name to {category: value}."""
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    categories = list(dict.fromkeys(c for values in series.values() for c in values))
+    width = 0.8 / max(len(series), 1)
+    for i, (name, values) in enumerate(series.items()):
+        ax.bar(np.arange(len(categories)) + i * width, [values.get(c) or 0 for c in categories], width, label=name)
+    ax.set_xticks(np.arange(len(categories)) + width * (len(series) - 1) / 2, categories, rotation=15)
+    ax.set_ylabel(ylabel)
+    if len(series) > 1:
+        ax.legend()
+    return title, _figure_html(fig)
 
 
 def evaluate_registered(spec: ModelSpec, client: Client, version: str = "production", test_date=None,

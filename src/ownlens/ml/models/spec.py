@@ -159,3 +159,25 @@ class ModelSpec:
     targets: dict[str, float] = field(default_factory=dict)  # seed 003 targets, metric -> minimum
     primary_metric: str = "roc_auc"
     source: RowSource | None = None  # None: one row per user of ``features.table``, labels from ``label_table``
+
+
+@dataclass(frozen=True)
+class TaskModel:
+    """A model with its own training and batch functions (segments, recommendations, ad placement): not a
+    label to predict per row, but registered, versioned, stored and served like the supervised ones.
+
+    ``train(client, *, feature_date=None, test_date=None, brand_id=None, limit=None, register=True, **options)``
+    returns a ``TrainingResult``; ``predict_batch(client, model, d, brand_id=None, progress=None)`` writes
+    ``output_table`` for date ``d`` (replacing it) and returns a summary dict.
+    """
+
+    name: str
+    task: str  # "clustering", "ranking" or "bandit"
+    description: str
+    algorithm: str
+    output_table: str
+    train: Callable[..., object]
+    predict_batch: Callable[..., dict]
+    primary_metric: str
+    targets: dict[str, float] = field(default_factory=dict)
+    plots: Callable[..., list] | None = None  # (TrainingResult, pyplot) -> [(title, html)] for the evaluation report

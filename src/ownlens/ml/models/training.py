@@ -7,6 +7,7 @@ import os
 import time
 import traceback
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -158,14 +159,11 @@ def train(
     """
     from ownlens.ml.registry import store
 
-    run = {"run_id": str(uuid.uuid4()), "model_name": spec.name, "status": "running", "package_version": __version__,
-           "started_at": datetime.now(timezone.utc),
-           "parameters": {"algorithm": algorithm or spec.algorithm, "params": params or {}, "feature_date": feature_date,
-                          "train_dates": train_dates, "test_date": test_date, "brand_id": brand_id, "limit": limit,
-                          "test_size": test_size, "tune_trials": tune_trials, "cv_folds": cv_folds, "seed": seed}}
-    t0 = time.perf_counter()
-    store.record_run(client, run)
-    try:
+    parameters = {"algorithm": algorithm or spec.algorithm, "params": params or {}, "feature_date": feature_date,
+                  "train_dates": train_dates, "test_date": test_date, "brand_id": brand_id, "limit": limit,
+                  "test_size": test_size, "tune_trials": tune_trials, "cv_folds": cv_folds, "seed": seed}
+    with recorded_run(client, spec.name, parameters) as run:
+        t0 = time.perf_counter()
         train_rows, test_rows, split = _split(spec, client, feature_date, train_dates, test_date, brand_id, limit, test_size, seed)
         split.update({"train_rows": len(train_rows), "test_rows": len(test_rows)})
         extra = {}
@@ -191,11 +189,26 @@ def train(
                            description=description or spec.description)
         else:
             model.info.update({"algorithm": algorithm or spec.algorithm})
-        run.update({"status": "succeeded", "model_id": model.model_id, "model_version": model.version,
+        run.update({"model_id": model.model_id, "model_version": model.version,
                     "metrics": all_metrics, "data_snapshot": split, "parameters": {**run["parameters"], "params": params or {}}})
         extra["timings"] = {"fit_s": round(fit_s, 3), "total_s": round(time.perf_counter() - t0, 3)}
-        _log_to_mlflow(spec, model, run, all_metrics)
+        _log_to_mlflow(spec.name, model, run, all_metrics)
         return TrainingResult(model, metrics, oracle, split, test, run["run_id"], extra)
+
+
+@contextmanager
+def recorded_run(client: Client, name: str, parameters: dict):
+    """Record a training attempt in ml_model_training_runs: ``running`` now, then ``succeeded`` or ``failed``
+    (with the error) when the block ends. The block fills the yielded dict (model_version, metrics...)."""
+    from ownlens.ml.registry import store
+
+    run = {"run_id": str(uuid.uuid4()), "model_name": name, "status": "running", "package_version": __version__,
+           "started_at": datetime.now(timezone.utc), "parameters": parameters}
+    t0 = time.perf_counter()
+    store.record_run(client, run)
+    try:
+        yield run
+        run["status"] = "succeeded"
     except Exception as exc:
         run.update({"status": "failed", "error_message": str(exc) if isinstance(exc, OwnLensError) else traceback.format_exc(limit=3)})
         raise
@@ -205,7 +218,7 @@ def train(
         store.record_run(client, run)
 
 
-def _log_to_mlflow(spec: ModelSpec, model: TrainedModel, run: dict, metrics: dict) -> None:
+def _log_to_mlflow(name: str, model: TrainedModel, run: dict, metrics: dict) -> None:
     """Mirror the run to MLflow when MLFLOW_TRACKING_URI is set (optional extra)."""
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         return
@@ -215,15 +228,15 @@ def _log_to_mlflow(spec: ModelSpec, model: TrainedModel, run: dict, metrics: dic
         log.warning("MLFLOW_TRACKING_URI is set but mlflow is not installed: pip install 'ownlens[mlflow]'")
         return
     try:
-        mlflow.set_experiment(f"ownlens-{spec.name}")
-        with mlflow.start_run(run_name=f"{spec.name}-{model.version}"):
+        mlflow.set_experiment(f"ownlens-{name}")
+        with mlflow.start_run(run_name=f"{name}-{model.version}"):
             mlflow.log_params({k: str(v) for k, v in run["parameters"].items()})
             mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and np.isfinite(v)})
             if model.info.get("artifact_uri") and os.path.exists(model.info["artifact_uri"]):
                 mlflow.log_artifact(model.info["artifact_uri"])
     except Exception as exc:  # the warehouse registry is the record; a mirror's failure must not fail training
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        log.warning("logging %s %s to MLflow at %s failed (the warehouse registry has it): %s", spec.name,
+        log.warning("logging %s %s to MLflow at %s failed (the warehouse registry has it): %s", name,
                     model.version, os.environ["MLFLOW_TRACKING_URI"], first[:300])
 
 
@@ -265,3 +278,21 @@ def compare_baselines(spec: ModelSpec, client: Client, *, feature_date=None, tra
                               "fit_s": round(time.perf_counter() - t, 3)}
     oracle = None if test_rows["oracle"].isna().all() else M.compute(spec.task, test_rows["label"], test_rows["oracle"])
     return {"model": spec.name, "split": split, "results": results, "oracle": oracle}
+
+
+def finish_task_training(client: Client, task, estimator, features: list[str], metrics: dict, oracle: dict | None,
+                         split: dict, window: tuple, run: dict, register: bool, test: pd.DataFrame | None = None,
+                         extra: dict | None = None) -> TrainingResult:
+    """Register a fitted :class:`~ownlens.ml.models.spec.TaskModel` estimator (when ``register``) and fill ``run``."""
+    from ownlens.ml.registry import store
+
+    model = TrainedModel(task.name, task.task, list(features), CategoryEncoder({}), estimator)
+    model.info.update({"split": split, "trained_at": datetime.now(timezone.utc).isoformat()})
+    all_metrics = {**metrics, "oracle": oracle, "test_date": split.get("test_date")}
+    if register:
+        store.register(client, model, algorithm=task.algorithm, metrics=all_metrics, window=window, description=task.description)
+    else:
+        model.info.update({"algorithm": task.algorithm})
+    run.update({"model_id": model.model_id, "model_version": model.version, "metrics": all_metrics, "data_snapshot": split})
+    _log_to_mlflow(task.name, model, run, all_metrics)
+    return TrainingResult(model, metrics, oracle, split, test if test is not None else pd.DataFrame(), run["run_id"], extra or {})

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.errors import NotFound
+from ownlens.ml.models.spec import TaskModel
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,14 @@ def run_all(client: Client, options: RunOptions | None = None, progress=None) ->
     """Run every step for the warehouse's data; ``progress(step)`` is called as each step starts."""
     from ownlens.ml import schema
     from ownlens.ml.features.build import build_features, data_range
-    from ownlens.ml.models import MODELS, get_spec
+    from ownlens.ml.models import ALL_MODELS, get_model
     from ownlens.ml.settings import get_settings
 
     options = options or RunOptions()
     summary = RunSummary()
     say = progress or (lambda step: None)
-    names = options.models or list(MODELS)
-    specs = [get_spec(n) for n in names]
+    names = options.models or ALL_MODELS
+    specs = [get_model(n) for n in names]
     reports_dir = get_settings().reports_dir
 
     if not options.skip_prerequisites:
@@ -98,7 +99,8 @@ def run_all(client: Client, options: RunOptions | None = None, progress=None) ->
         say(f"training {spec.name}")
         started = time.perf_counter()
         try:
-            summary.models[spec.name] = _model(client, spec, scoring_date, reports_dir, monitor=not options.models_only)
+            run_one = _task_model if isinstance(spec, TaskModel) else _model
+            summary.models[spec.name] = run_one(client, spec, scoring_date, reports_dir, monitor=not options.models_only)
             summary.steps.append((f"model {spec.name}", "ok", time.perf_counter() - started))
         except Exception as exc:  # one model failing must not stop the others
             log.exception("model %s failed", spec.name)
@@ -133,3 +135,30 @@ def _model(client: Client, spec, scoring_date: date, reports_dir, monitor: bool)
             m = run_monitor(client, spec, scoring_date, date.fromisoformat(str(reference)))
             out["drift_alerts"] = len(m.alerts)
     return out
+
+
+def _task_model(client: Client, task: TaskModel, scoring_date: date, reports_dir, monitor: bool) -> dict:
+    """Train and report a task model, promote it unless production did better on the same test date, store its batch."""
+    import json
+
+    from ownlens.ml.errors import NotFound as Missing
+    from ownlens.ml.models.evaluation import write_task_report
+    from ownlens.ml.registry import store
+
+    result = task.train(client)
+    key, new = task.primary_metric, result.metrics.get(task.primary_metric)
+    try:
+        current = store.get(client, task.name, "production")
+        stored = json.loads(current["metrics"] or "{}")
+        comparable = stored.get("test_date") == result.split.get("test_date") and stored.get(key) is not None
+        promoted = not comparable or new is None or new >= stored[key]
+    except Missing:
+        promoted = True
+    if promoted:
+        store.promote(client, task.name, result.model.version)
+    report = write_task_report(task, result, reports_dir / "models" / task.name / str(result.model.version))
+    served = store.load(client, task.name, "production")
+    stored_batch = task.predict_batch(client, served, scoring_date)
+    return {"version": result.model.version, "promoted": promoted, "production": served.version, "metric": key,
+            "value": new, "oracle": (result.oracle_metrics or {}).get(key), "test_rows": result.split["test_rows"],
+            "predictions": stored_batch["rows"], "prediction_table": task.output_table, "report": str(report)}

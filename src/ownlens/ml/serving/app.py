@@ -63,6 +63,42 @@ class PredictResponse(BaseModel):
     unknown: list = Field(default_factory=list, description="Requested users (or pairs) with no features on that date.")
 
 
+class Recommendation(BaseModel):
+    article_id: str
+    rank: int
+    score: float
+
+
+class RecommendationsResponse(BaseModel):
+    user_id: str
+    model_version: str
+    recommendation_date: str
+    source: str = Field(description="`batch`: stored by the latest batch run; `live`: computed now (users the batch did not cover).")
+    cold_start: bool = Field(False, description="The user has no reading history: popular and fresh articles.")
+    recommendations: list[Recommendation]
+
+
+class SegmentResponse(BaseModel):
+    user_id: str
+    segment_id: str
+    segment_name: str
+    confidence: float = Field(description="How much nearer the user is to this segment's centre than to the next (0..1).")
+    feature_date: str
+    model_version: str
+
+
+class PlacementResponse(BaseModel):
+    user_id: str
+    placement: str
+    expected_revenue_per_1000: float = Field(description="Expected revenue per 1,000 impressions at the chosen placement (EUR).")
+    alternatives: dict[str, float] = Field(description="Expected revenue per 1,000 impressions at every placement.")
+    explored: bool = Field(description="True: click rates were sampled from their posteriors (Thompson sampling).")
+    known_user: bool
+    device: str
+    feature_date: str
+    model_version: str
+
+
 class ModelInfo(BaseModel):
     model: str
     version: str
@@ -181,7 +217,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
     an embedded warehouse, which one process holds); ``retrain_on_alert`` lets it train a challenger when
     drift alerts fire (promoted if at least as good as production).
     """
-    from ownlens.ml.serving.models import ServedModels
+    from ownlens.ml.serving.models import AnswerCache, ServedModels
 
     settings = settings or get_settings()
     metrics = Metrics()
@@ -340,6 +376,96 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
         if not result.predictions:
             raise NotFound(f"user {user_id} has no features on that date: unknown user or not active in the 30 days before it")
         return result
+
+    answers = AnswerCache(settings.feature_cache_ttl_s)
+
+    def _date(request: Request):
+        value = request.query_params.get("feature_date")
+        return as_date(value, "feature_date") if value else None
+
+    def _recommend(user: str, d, k: int, models) -> dict:
+        from ownlens.ml.data.loaders import latest_feature_date
+        from ownlens.ml.models.content import recommendation as rec
+
+        client = models.client
+        model = models.task("recommendation")
+        d = d or latest_feature_date(client)
+        rows, source, cold = rec.stored(client, user, d, k), "batch", False
+        if rows.empty:  # not in the batch (new user, or no batch yet): computed now, the date's context reused
+            key = ("recommendation-context", model.version, d)
+            ctx = answers.get(key)
+            if ctx is None:
+                ctx = rec._prepared(client, model, d)
+                answers.put(key, ctx)
+            rows = rec.recommend_users(client, model, [user], d, k, ctx)
+            source, cold = "live", bool(rows["cold_start"].iloc[0]) if len(rows) else True
+        version = str(rows["model_version"].iloc[0]) if len(rows) else (model.version or "unregistered")
+        metrics.predictions.labels("recommendation", version).inc()
+        return {"user_id": user, "model_version": version, "recommendation_date": str(rows["recommendation_date"].iloc[0]) if len(rows) else str(d),
+                "source": source, "cold_start": cold,
+                "recommendations": [{"article_id": a, "rank": int(r), "score": float(x)}
+                                    for a, r, x in zip(rows["article_id"], rows["rank"], rows["score"])]}
+
+    @app.get("/recommendations/{user_id}", response_model=RecommendationsResponse, tags=["predictions"],
+             openapi_extra={"parameters": [
+                 {"name": "k", "in": "query", "required": False, "schema": {"type": "integer", "default": 10, "minimum": 1, "maximum": 100}},
+                 {"name": "feature_date", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
+                  "description": "Recommendations of the newest batch on or before this date; default: the latest."},
+                 {"name": "X-API-Key", "in": "header", "required": False, "schema": {"type": "string"}}]})
+    async def recommendations(user_id: str, request: Request):
+        """A user's article recommendations: the batch's top-k, or computed now for users it did not cover."""
+        await require_key(request.headers.get("x-api-key"))
+        user = as_uuid(user_id)
+        k = request.query_params.get("k", "10")
+        if not k.isdigit() or not 1 <= int(k) <= 100:
+            raise InvalidInput(f"k must be a whole number from 1 to 100 (got {k!r})")
+        d = _date(request)
+        key = ("recommendation", user, int(k), d)
+        body = answers.get(key)
+        if body is None:
+            body = await run_in_threadpool(_recommend, user, d, int(k), request.app.state.models)
+            answers.put(key, body)
+        else:
+            metrics.predictions.labels("recommendation", body["model_version"]).inc()
+        return Response(json.dumps(body).encode(), media_type="application/json")
+
+    @app.get("/segments/{user_id}", response_model=SegmentResponse, tags=["predictions"], dependencies=[Depends(require_key)])
+    def segment(user_id: str, request: Request, feature_date: date | None = None) -> SegmentResponse:
+        """A user's segment (production segmentation model, the user's features of that date); 404 for unknown users."""
+        from ownlens.ml.data.loaders import latest_feature_date
+        from ownlens.ml.models.customer.segmentation import segment_of
+
+        user = as_uuid(user_id)
+        models = request.app.state.models
+        model = models.task("segmentation")
+        d = feature_date or latest_feature_date(models.client)
+        rows = segment_of(models.client, model, [user], d)
+        if rows.empty:
+            raise NotFound(f"user {user} has no features on {d}: unknown user or not active in the 30 days before it")
+        metrics.predictions.labels("segmentation", model.version or "unregistered").inc()
+        return SegmentResponse(**{k: str(v) if k != "confidence" else float(v) for k, v in rows.iloc[0].items() if k != "brand_id"})
+
+    @app.get("/ads/placement/{user_id}", response_model=PlacementResponse, tags=["predictions"], dependencies=[Depends(require_key)])
+    def ad_placement(user_id: str, request: Request, device: str | None = None, explore: bool = True,
+                     feature_date: date | None = None) -> PlacementResponse:
+        """Where to show this user's ad: the placement with the highest expected revenue. ``explore`` (default)
+        samples click rates from their posteriors (Thompson sampling); false takes their means. Users without
+        features get the average responsiveness (``device`` picks the device context; default: theirs, or all)."""
+        from ownlens.ml.data.loaders import latest_feature_date
+        from ownlens.ml.models.advertising.placement import decide_users
+
+        user = as_uuid(user_id)
+        models = request.app.state.models
+        model = models.task("ad_placement")
+        if device is not None and device not in model.estimator.contexts_:
+            raise InvalidInput(f"unknown device {device!r}: use one of {', '.join(model.estimator.contexts_)}")
+        d = feature_date or latest_feature_date(models.client)
+        row = decide_users(models.client, model, [user], d, device, explore).iloc[0]
+        metrics.predictions.labels("ad_placement", model.version or "unregistered").inc()
+        return PlacementResponse(user_id=user, placement=row["placement"], expected_revenue_per_1000=float(row["expected_revenue_per_1000"]),
+                                 alternatives={k: float(v) for k, v in row["alternatives"].items()}, explored=bool(row["explored"]),
+                                 known_user=bool(row["known_user"]), device=row["device"], feature_date=str(d),
+                                 model_version=str(row["model_version"]))
 
     # the hot route first: Starlette tries routes in order, and every miss costs a regular-expression match
     hot = next(r for r in app.router.routes if getattr(r, "path", "") == "/predict/{name}/{user_id}")

@@ -10,6 +10,7 @@ from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.errors import NotFound
 from ownlens.ml.models import get_spec
+from ownlens.ml.models.model import TrainedModel
 from ownlens.ml.models.prediction import Scorer
 from ownlens.ml.monitoring import abtest
 from ownlens.ml.registry import store
@@ -26,6 +27,7 @@ class ServedModels:
         self._routes: dict[str, tuple[str, abtest.ABTest | None]] = {}  # name -> (production version, running test)
         self._scorers: dict[tuple[str, str], Scorer] = {}
         self._checked: dict[str, float] = {}
+        self._tasks: dict[str, tuple[TrainedModel, float]] = {}  # task model name -> (production model, checked at)
         self._lock = threading.Lock()
 
     def _production_version(self, name: str) -> str:
@@ -80,8 +82,40 @@ class ServedModels:
         for name in list(self._routes):
             self.scorer(name)
 
+    def task(self, name: str) -> TrainedModel:
+        """The production version of a task model (segmentation, recommendation, ad_placement), re-checked
+        against the registry when the last check is older than REGISTRY_TTL_S."""
+        now = time.monotonic()
+        with self._lock:
+            entry = self._tasks.get(name)
+            if entry is None or now - entry[1] >= REGISTRY_TTL_S:
+                version = self._production_version(name)
+                model = entry[0] if entry is not None and entry[0].version == version else store.load(self.client, name, version)
+                self._tasks[name] = entry = (model, now)
+            return entry[0]
+
     def loaded(self) -> dict[str, str]:
         out = {}
         for name, (version, test) in self._routes.items():
             out[name] = f"A/B {test.name}: {test.version_a} | {test.version_b}" if test else version
+        out.update({name: model.version for name, (model, _) in self._tasks.items()})
         return out
+
+
+class AnswerCache:
+    """Recent answers by key for ``ttl_s`` seconds (bounded: cleared when it reaches ``max_items``)."""
+
+    def __init__(self, ttl_s: float, max_items: int = 100_000):
+        self.ttl_s, self.max_items = ttl_s, max_items
+        self._items: dict = {}
+
+    def get(self, key):
+        hit = self._items.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def put(self, key, value) -> None:
+        if self.ttl_s <= 0:
+            return
+        if len(self._items) >= self.max_items:
+            self._items.clear()
+        self._items[key] = (time.monotonic() + self.ttl_s, value)

@@ -1,0 +1,1 @@
+"""Advertising models: where to place ads for the most revenue."""

@@ -1,0 +1,494 @@
+"""Content recommendation: a hybrid of collaborative filtering (NMF) and content-based filtering (seed 003).
+
+For a date D the candidates are the articles published in the 3 days before D (news is read young). Four
+signals score each user x candidate, all from data before D: NMF co-reading (the user x article matrix of
+the 7 days before D, factorised that day: articles live for days, so the factors are refit per date while
+the blend is what training learns), cosine similarity between the article's content (brand, category,
+topic) and the user's 30-day reading profile (this handles cold start), the article's recent popularity,
+and its freshness. Training picks the blend weights that maximise precision@10 on one date's next-7-day
+reads, then evaluates on a later date next to each signal alone and next to the oracle (the simulator's
+true brand x category reading weights of each user times each article's share of its group's reads).
+Batch recommendations go to customer_recommendations (top 10 per user, already-read articles excluded).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+from scipy import sparse
+
+from ownlens.ml.data.loaders import as_date, latest_feature_date, query_frame
+from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.models.data import brand_filter
+from ownlens.ml.models.estimators import JsonStateEstimator
+from ownlens.ml.models.model import TrainedModel
+from ownlens.ml.models.spec import TaskModel
+from ownlens.ml.warehouse import replace_partition
+
+if TYPE_CHECKING:  # annotations only
+    from ownlens.ml.models.training import TrainingResult
+
+CANDIDATE_DAYS, PROFILE_DAYS, RECENT_DAYS, HORIZON_DAYS, TOP_K = 3, 30, 7, 7, 10
+MAX_CANDIDATES = 2000
+SIGNALS = ("collaborative", "content", "popularity", "freshness")
+CHUNK_USERS = 10_000  # users scored at once (a chunk x candidates score matrix per signal)
+
+CANDIDATES = """
+SELECT toString(a.article_id) AS article_id, a.brand_id AS brand_id, a.category_id AS category_id, a.topic AS topic,
+       dateDiff('hour', a.publish_timestamp, toDateTime({d:Date}, 'UTC')) AS age_hours, ifNull(v.views_1d, 0) AS views_1d
+FROM (SELECT article_id, brand_id, category_id, topic, publish_timestamp FROM editorial_articles FINAL
+      WHERE publish_timestamp >= {d:Date} - {candidate_days:UInt32} AND publish_timestamp < {d:Date}) AS a
+LEFT JOIN (SELECT article_id, count() AS views_1d FROM editorial_content_events
+           WHERE event_type = 'article_view' AND event_timestamp >= {d:Date} - 1 AND event_timestamp < {d:Date}
+           GROUP BY article_id) AS v ON v.article_id = a.article_id
+ORDER BY a.publish_timestamp DESC, a.article_id LIMIT {max_candidates:UInt32}
+SETTINGS join_use_nulls = 1
+"""
+
+# the users of a batch: those with features on D (of the brand, in one hash part)
+USERS = """
+SELECT uf.user_id FROM customer_user_features AS uf
+WHERE uf.feature_date = {d:Date} AND cityHash64(uf.user_id) % {parts:UInt64} = {part:UInt64}{where}
+"""
+
+# reading profile: views per (user, brand, category, topic) in the 30 days before D, as indexes of the vocabularies
+PROFILE = """
+SELECT toString(e.user_id) AS user_id, indexOf({brands:Array(UUID)}, e.brand_id) AS b,
+       indexOf({categories:Array(UUID)}, assumeNotNull(e.category_id)) AS c, indexOf({topics:Array(String)}, a.topic) AS t, count() AS n
+FROM editorial_content_events AS e
+LEFT JOIN (SELECT article_id, topic FROM editorial_articles FINAL) AS a ON a.article_id = e.article_id
+WHERE e.event_type = 'article_view' AND e.event_timestamp >= {d:Date} - {profile_days:UInt32} AND e.event_timestamp < {d:Date}
+  AND e.user_id IN ({users})
+GROUP BY user_id, b, c, t
+"""
+
+# views of the candidates in a window: [D - recent_days, D) for co-reading, [D, D + horizon) for evaluation
+READS = """
+SELECT toString(e.user_id) AS user_id, indexOf({candidates:Array(UUID)}, e.article_id) AS item, count() AS n
+FROM editorial_content_events AS e
+WHERE e.event_type = 'article_view' AND e.event_timestamp >= {start:Date} AND e.event_timestamp < {end:Date}
+  AND e.article_id IN {candidates:Array(UUID)} AND e.user_id IN ({users})
+GROUP BY user_id, item
+"""
+
+
+@dataclass
+class DateContext:
+    """The candidates of a date with their content vectors, popularity, freshness and NMF item factors."""
+
+    d: date
+    candidates: pd.DataFrame
+    brands: list[str]
+    categories: list[str]
+    topics: list[str]
+    content: np.ndarray  # candidates x (brands + categories + topics), weighted one-hots, unit rows
+    popularity: np.ndarray
+    freshness: np.ndarray
+    item_factors: np.ndarray | None = None  # NMF components (k x candidates)
+
+
+@dataclass
+class UserBatch:
+    """Users with their reading profiles (users x content dims) and recent candidate reads (users x candidates)."""
+
+    user_ids: np.ndarray
+    profile: sparse.csr_matrix
+    recent: sparse.csr_matrix
+
+
+class HybridRecommender(JsonStateEstimator):
+    """Weighted blend of the four signals; ``fit`` learns the weights on users with known next reads."""
+
+    fitted_attributes = ("weights_", "grid_scores_")
+
+    def __init__(self, *, n_components=16, brand_weight=0.6, category_weight=1.0, topic_weight=0.5,
+                 freshness_hours=36.0, k=TOP_K, random_state=0):
+        self.n_components = n_components
+        self.brand_weight = brand_weight
+        self.category_weight = category_weight
+        self.topic_weight = topic_weight
+        self.freshness_hours = freshness_hours
+        self.k = k
+        self.random_state = random_state
+
+    # -- per-date state ------------------------------------------------------------------------
+    def context(self, client: Client, d: date) -> DateContext:
+        cands = query_frame(client, CANDIDATES, {"d": d, "candidate_days": CANDIDATE_DAYS, "max_candidates": MAX_CANDIDATES})
+        if cands.empty:
+            raise NotFound(f"no articles were published in the {CANDIDATE_DAYS} days before {d}: nothing to recommend")
+        brands, categories = sorted(cands["brand_id"].unique()), sorted(cands["category_id"].unique())
+        topics = sorted(cands["topic"].astype(str).unique())
+        rows = np.arange(len(cands))
+        content = np.zeros((len(cands), len(brands) + len(categories) + len(topics)))
+        content[rows, cands["brand_id"].map({b: i for i, b in enumerate(brands)}).to_numpy()] = self.brand_weight
+        content[rows, len(brands) + cands["category_id"].map({c: i for i, c in enumerate(categories)}).to_numpy()] = self.category_weight
+        content[rows, len(brands) + len(categories) + cands["topic"].astype(str).map({t: i for i, t in enumerate(topics)}).to_numpy()] = self.topic_weight
+        content /= np.linalg.norm(content, axis=1, keepdims=True)
+        views = np.log1p(cands["views_1d"].to_numpy(float))
+        popularity = views / views.max() if views.max() > 0 else np.zeros(len(views))
+        freshness = np.exp(-cands["age_hours"].to_numpy(float) / self.freshness_hours)
+        return DateContext(d, cands, brands, categories, topics, content, popularity, freshness)
+
+    def users(self, client: Client, ctx: DateContext, users_sql: str, params: dict) -> UserBatch:
+        vocab = {"brands": ctx.brands, "categories": ctx.categories, "topics": ctx.topics}
+        prof = query_frame(client, PROFILE.replace("{users}", users_sql),
+                           {**params, **vocab, "d": ctx.d, "profile_days": PROFILE_DAYS})
+        start = pd.Timestamp(ctx.d) - pd.Timedelta(days=RECENT_DAYS)
+        recent = reads(client, ctx, users_sql, params, start, pd.Timestamp(ctx.d))
+        ids = np.unique(np.concatenate([prof["user_id"].to_numpy(str), recent["user_id"].to_numpy(str),
+                                        query_frame(client, f"SELECT toString(user_id) AS user_id FROM ({users_sql})", params)["user_id"].to_numpy(str)]))
+        pos = pd.Index(ids)
+        nb, nc = len(ctx.brands), len(ctx.categories)
+        n = prof["n"].to_numpy(float)
+        weights = ((prof["b"] > 0, prof["b"] - 1, self.brand_weight), (prof["c"] > 0, nb + prof["c"] - 1, self.category_weight),
+                   (prof["t"] > 0, nb + nc + prof["t"] - 1, self.topic_weight))
+        r, c, v = [], [], []
+        for known, column, weight in weights:  # reads outside today's vocabularies add nothing
+            known = known.to_numpy()
+            r.append(pos.get_indexer(prof["user_id"].to_numpy(str)[known]))
+            c.append(column.to_numpy()[known])
+            v.append(n[known] * weight)
+        profile = sparse.csr_matrix((np.concatenate(v), (np.concatenate(r), np.concatenate(c))),
+                                    shape=(len(ids), ctx.content.shape[1]))
+        return UserBatch(ids, profile, _matrix(recent, pos, len(ids), len(ctx.candidates)))
+
+    def fit_factors(self, ctx: DateContext, recent: sparse.csr_matrix) -> DateContext:
+        """NMF on the recent user x candidate reads (users who read any), giving ``ctx.item_factors``."""
+        from sklearn.decomposition import NMF
+
+        active = recent[np.asarray(recent.sum(1)).ravel() > 0]
+        k = min(self.n_components, active.shape[0] - 1, active.shape[1] - 1)
+        if k < 2 or active.nnz < 10:
+            ctx.item_factors = None
+            return ctx
+        nmf = NMF(k, init="nndsvda", max_iter=300, random_state=self.random_state)
+        nmf.fit(active.astype(np.float64).log1p())
+        ctx.item_factors = nmf.components_
+        return ctx
+
+    # -- scoring -------------------------------------------------------------------------------
+    def signals(self, ctx: DateContext, batch: UserBatch, rows: slice) -> dict[str, np.ndarray]:
+        """Each signal for the users in ``rows``, scaled to about [0, 1]: users x candidates each."""
+        profile = batch.profile[rows]
+        norms = np.sqrt(np.asarray(profile.multiply(profile).sum(1))).ravel()
+        content = np.asarray(profile @ ctx.content.T) / np.where(norms > 0, norms, 1)[:, None]
+        n = content.shape[0]
+        out = {"content": content, "popularity": np.broadcast_to(ctx.popularity, (n, len(ctx.popularity))),
+               "freshness": np.broadcast_to(ctx.freshness, (n, len(ctx.freshness)))}
+        if ctx.item_factors is not None:
+            recent = batch.recent[rows].astype(np.float64).log1p()
+            H = ctx.item_factors
+            W = np.asarray(recent @ H.T) / max(float((H ** 2).sum(1).mean()), 1e-12)
+            for _ in range(30):  # fold the users in: multiplicative updates of W with H fixed
+                W *= np.asarray(recent @ H.T) / (W @ (H @ H.T) + 1e-9)
+            cf = W @ H
+            out["collaborative"] = cf / np.maximum(cf.max(1, keepdims=True), 1e-12)
+        else:
+            out["collaborative"] = np.zeros_like(content)
+        return out
+
+    def blend(self, signals: dict[str, np.ndarray], weights=None) -> np.ndarray:
+        weights = dict(zip(SIGNALS, self.weights_)) if weights is None else weights
+        return sum(weights[s] * signals[s] for s in SIGNALS if weights[s])
+
+    def top_k(self, scores: np.ndarray, read: sparse.csr_matrix, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k candidate indexes and scores per user, articles already read excluded."""
+        k = min(k or self.k, scores.shape[1])
+        scores = np.array(scores, dtype=float)
+        coo = read.tocoo()
+        scores[coo.row, coo.col] = -np.inf
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1)
+        top = np.take_along_axis(top, order, 1)
+        return top, np.take_along_axis(scores, top, 1)
+
+    def fit(self, ctx: DateContext, batch: UserBatch, truth: sparse.csr_matrix):
+        """Grid-search the blend weights (content fixed at 1) for precision@k on ``truth`` (later reads)."""
+        signals = self.signals(ctx, batch, slice(None))
+        grid = (0.0, 0.25, 0.5, 1.0, 2.0)
+        scores = {}
+        for cf, pop, fresh in itertools.product(grid, grid, grid):
+            weights = dict(zip(SIGNALS, (cf, 1.0, pop, fresh)))
+            top, _ = self.top_k(self.blend(signals, weights), batch.recent)
+            scores[(cf, 1.0, pop, fresh)] = ranking_metrics(top, truth, self.k)["precision_at_k"]
+        best = max(scores, key=lambda w: (scores[w], -sum(w)))
+        self.weights_ = np.array(best)
+        self.grid_scores_ = {"best": scores[best], "content_only": scores[(0.0, 1.0, 0.0, 0.0)]}
+        return self
+
+    def feature_importances(self) -> np.ndarray:
+        w = np.asarray(self.weights_, dtype=float)
+        return w / w.sum() if w.sum() else w
+
+
+def _matrix(frame: pd.DataFrame, pos: pd.Index, n_users: int, n_items: int) -> sparse.csr_matrix:
+    """(user_id, item (1-based, 0 = not a candidate), n) rows as a users x candidates count matrix; ``pos``: the users."""
+    frame = frame[(frame["item"] > 0) & frame["user_id"].isin(pos)]
+    rows = pos.get_indexer(frame["user_id"].to_numpy(str))
+    return sparse.csr_matrix((frame["n"].to_numpy(float), (rows, frame["item"].to_numpy().astype(np.int64) - 1)),
+                             shape=(n_users, n_items))
+
+
+def reads(client: Client, ctx: DateContext, users_sql: str, params: dict, start, end) -> pd.DataFrame:
+    return query_frame(client, READS.replace("{users}", users_sql), {**params, "candidates": ctx.candidates["article_id"].tolist(),
+                                                               "start": start.date(), "end": end.date()})
+
+
+def ranking_metrics(top: np.ndarray, truth: sparse.csr_matrix, k: int) -> dict:
+    """precision@k, recall@k, hit rate@k and NDCG@k over users with at least one relevant item."""
+    relevant = (truth > 0).toarray()
+    has = relevant.sum(1)
+    keep = has > 0
+    if not keep.any():
+        return {"precision_at_k": None, "recall_at_k": None, "hit_rate_at_k": None, "ndcg_at_k": None, "users": 0}
+    hits = np.take_along_axis(relevant, top, 1).astype(float)[keep]
+    k = top.shape[1]
+    discounts = 1 / np.log2(np.arange(2, k + 2))
+    ideal = np.array([discounts[:min(int(h), k)].sum() for h in has[keep]])
+    return {"precision_at_k": float(hits.sum(1).mean() / k), "recall_at_k": float((hits.sum(1) / has[keep]).mean()),
+            "hit_rate_at_k": float((hits.sum(1) > 0).mean()), "ndcg_at_k": float(((hits * discounts).sum(1) / ideal).mean()),
+            "users": int(keep.sum())}
+
+
+def _eval_users_sql(where: str) -> str:
+    """A hash sample of D's users who read any candidate in the horizon (the users a ranking can be judged on)."""
+    return f"""
+SELECT uf.user_id FROM customer_user_features AS uf
+WHERE uf.feature_date = {{d:Date}}{where} AND uf.user_id IN (
+    SELECT user_id FROM editorial_content_events WHERE event_type = 'article_view' AND event_timestamp >= {{d:Date}}
+      AND event_timestamp < {{d:Date}} + {{horizon:UInt32}} AND article_id IN {{candidates:Array(UUID)}})
+ORDER BY cityHash64(uf.user_id) LIMIT {{sample:UInt32}}
+"""
+
+
+def _evaluation_set(client: Client, est: HybridRecommender, d: date, brand_id, sample: int):
+    ctx = est.context(client, d)
+    params: dict = {"d": d, "horizon": HORIZON_DAYS, "candidates": ctx.candidates["article_id"].tolist(), "sample": sample}
+    users_sql = _eval_users_sql(brand_filter(client, brand_id, params))
+    batch = est.users(client, ctx, users_sql, params)
+    if len(batch.user_ids) == 0:
+        raise NotFound(f"no user read any of {d}'s candidate articles in the {HORIZON_DAYS} days after it: "
+                       "pick an earlier date with a week of data after it")
+    full = {"d": d}  # the factors come from every reader of the week before D, not just the sample
+    all_users = "SELECT user_id FROM customer_user_features WHERE feature_date = {d:Date}"
+    everyone = reads(client, ctx, all_users, full, pd.Timestamp(d) - pd.Timedelta(days=RECENT_DAYS), pd.Timestamp(d))
+    pos_all = pd.Index(everyone["user_id"].unique())
+    est.fit_factors(ctx, _matrix(everyone, pos_all, len(pos_all), len(ctx.candidates)))
+    later = reads(client, ctx, users_sql, params, pd.Timestamp(d), pd.Timestamp(d) + pd.Timedelta(days=HORIZON_DAYS))
+    truth = _matrix(later, pd.Index(batch.user_ids), len(batch.user_ids), len(ctx.candidates))
+    truth = (truth - truth.multiply(batch.recent > 0)).tocsr()  # already-read articles are never recommended, nor judged
+    truth.eliminate_zeros()
+    return ctx, batch, truth
+
+
+def oracle_scores(client: Client, ctx: DateContext, batch: UserBatch, later_end) -> np.ndarray | None:
+    """The simulator's truth: each user's brand x category reading weights times each candidate's share of its
+    brand-category's reads in the horizon; None without simulator tables."""
+    from ownlens.ml.simulation import catalog as cat
+
+    truth = query_frame(client, "SELECT toString(s.user_id) AS user_id, toString(s.home_brand_id) AS home, s.topic_preferences AS prefs "
+                                "FROM sim_users AS s WHERE s.user_id IN {users:Array(UUID)}", {"users": batch.user_ids.tolist()})
+    if truth.empty:
+        return None
+    arts = query_frame(client, "SELECT toString(s.article_id) AS article_id, s.category_index AS category_index FROM sim_articles AS s "
+                       "WHERE s.article_id IN {a:Array(UUID)}",
+                       {"a": ctx.candidates["article_id"].tolist()})
+    share = query_frame(client, """
+SELECT toString(e.article_id) AS article_id, count() / sum(count()) OVER (PARTITION BY e.brand_id, e.category_id) AS share
+FROM editorial_content_events AS e WHERE e.event_type = 'article_view' AND e.article_id IN {a:Array(UUID)}
+  AND e.event_timestamp >= {d:Date} AND e.event_timestamp < {end:Date} GROUP BY e.article_id, e.brand_id, e.category_id""",
+                        {"a": ctx.candidates["article_id"].tolist(), "d": ctx.d, "end": later_end.date()})
+    brand_ids = [cat.stable_id("brand", b[0]) for b in cat.BRANDS]
+    mix = np.array([b[4] for b in cat.BRANDS], dtype=float)
+    cand = ctx.candidates.merge(arts, on="article_id", how="left").merge(share, on="article_id", how="left")
+    b_idx = cand["brand_id"].map({str(b): i for i, b in enumerate(brand_ids)}).to_numpy()
+    c_idx = cand["category_index"].fillna(0).astype(int).to_numpy()
+    truth = truth.set_index("user_id").reindex(batch.user_ids)
+    prefs = np.stack([np.asarray(p, dtype=float) if isinstance(p, (list, np.ndarray)) else np.full(mix.shape[1], 1 / mix.shape[1])
+                      for p in truth["prefs"]])
+    home = truth["home"].map({str(b): i for i, b in enumerate(brand_ids)}).fillna(0).astype(int).to_numpy()
+    n_brands = len(brand_ids)
+    p_brand = np.where(home[:, None] == np.arange(n_brands)[None, :], 0.85, 0.15 / (n_brands - 1))
+    cat_given_brand = prefs[:, None, :] * mix[None, :, :]
+    cat_given_brand /= cat_given_brand.sum(2, keepdims=True)
+    weight = p_brand[:, b_idx] * cat_given_brand[:, b_idx, c_idx]
+    return weight * cand["share"].fillna(0).to_numpy()[None, :]
+
+
+def _dates_with_horizon(client: Client) -> list[date]:
+    rows = client.query("SELECT DISTINCT feature_date FROM customer_user_features WHERE feature_date + {h:UInt32} <= "
+                        "(SELECT max(toDate(event_timestamp)) FROM editorial_content_events) ORDER BY feature_date",
+                        parameters={"h": HORIZON_DAYS}).result_rows
+    return [r[0] for r in rows]
+
+
+def train(client: Client, *, feature_date=None, test_date=None, brand_id=None, limit: int | None = 5_000,
+          register: bool = True, seed: int = 0, **_) -> "TrainingResult":
+    """Learn the blend on ``feature_date`` (default: the date before the test date) and evaluate on
+    ``test_date`` (default: the latest feature date with a week of reads after it); ``limit`` users each."""
+    from ownlens.ml.models.training import finish_task_training, recorded_run
+
+    dates = _dates_with_horizon(client)
+    if not dates:
+        raise NotFound(f"no feature date has {HORIZON_DAYS} days of reading after it: build features for an earlier date")
+    test_d = as_date(test_date, "test_date") if test_date else dates[-1]
+    earlier = [d for d in dates if d < test_d]
+    fit_d = as_date(feature_date, "feature_date") if feature_date else (earlier[-1] if earlier else test_d)
+    sample = int(limit or 5_000)
+    if sample < 10:
+        raise InvalidInput(f"--limit must be at least 10 users for recommendation (got {limit})")
+    with recorded_run(client, RECOMMENDATION.name, {"feature_date": fit_d, "test_date": test_d, "brand_id": brand_id,
+                                                     "limit": sample, "seed": seed}) as run:
+        t0 = time.perf_counter()
+        est = HybridRecommender(random_state=seed)
+        est.fit(*_evaluation_set(client, est, fit_d, brand_id, sample))
+        ctx, batch, truth = _evaluation_set(client, est, test_d, brand_id, sample)
+        signals = est.signals(ctx, batch, slice(None))
+        compared = {}
+        for name in SIGNALS:
+            top, _ = est.top_k(signals[name], batch.recent)
+            compared[name] = ranking_metrics(top, truth, est.k)
+        top, _ = est.top_k(est.blend(signals), batch.recent)
+        metrics = ranking_metrics(top, truth, est.k)
+        metrics["catalog_coverage"] = float(len(np.unique(top)) / len(ctx.candidates))
+        metrics["candidates"] = len(ctx.candidates)
+        metrics["weights"] = dict(zip(SIGNALS, map(float, est.weights_)))
+        metrics["signals_alone"] = {k: {m: v[m] for m in ("precision_at_k", "recall_at_k")} for k, v in compared.items()}
+        oracle_matrix = oracle_scores(client, ctx, batch, pd.Timestamp(test_d) + pd.Timedelta(days=HORIZON_DAYS))
+        oracle = None
+        if oracle_matrix is not None:
+            top_oracle, _ = est.top_k(oracle_matrix, batch.recent)
+            oracle = ranking_metrics(top_oracle, truth, est.k)
+        split = {"kind": "time" if fit_d != test_d else "same date", "train_dates": [str(fit_d)], "test_date": str(test_d),
+                 "train_rows": sample, "test_rows": metrics["users"]}
+        return finish_task_training(client, RECOMMENDATION, est, list(SIGNALS), metrics, oracle, split, (fit_d, fit_d), run,
+                                    register, extra={"timings": {"total_s": round(time.perf_counter() - t0, 3)}})
+
+
+def _prepared(client: Client, model: TrainedModel, d: date) -> DateContext:
+    """The date's context with NMF factors fitted on every reader of the week before ``d``."""
+    est = model.estimator
+    ctx = est.context(client, d)
+    everyone = reads(client, ctx, "SELECT user_id FROM customer_user_features WHERE feature_date = {d:Date}", {"d": d},
+                     pd.Timestamp(d) - pd.Timedelta(days=RECENT_DAYS), pd.Timestamp(d))
+    pos = pd.Index(everyone["user_id"].unique())
+    return est.fit_factors(ctx, _matrix(everyone, pos, len(pos), len(ctx.candidates)))
+
+
+def recommend_batch(client: Client, model: TrainedModel, d, brand_id=None, progress=None, batch_users: int = 100_000) -> dict:
+    """Top-10 recommendations for every user of ``d`` (of the brand, if given) into customer_recommendations,
+    replacing that date's rows (of that brand)."""
+    t0 = time.perf_counter()
+    d = as_date(d) if d else latest_feature_date(client)
+    est = model.estimator
+    ctx = _prepared(client, model, d)
+    params: dict = {"d": d}
+    where = brand_filter(client, brand_id, params)
+    total = int(client.command(f"SELECT count() FROM customer_user_features AS uf WHERE uf.feature_date = {{d:Date}}{where}",
+                               parameters=params))
+    if total == 0:
+        raise NotFound(f"no user features on {d}" + (f" for brand {brand_id}" if brand_id else "") +
+                       f": run `ownlens-ml features build --date {d}` first")
+    raw = f"_recs_{uuid.uuid4().hex[:12]}"
+    client.command(f"CREATE TABLE {raw} (user_id String, item UInt16, rank UInt16, score Float64) ENGINE = MergeTree ORDER BY tuple()")
+    parts, done = max(1, -(-total // batch_users)), 0
+    try:
+        for part in range(parts):
+            users_sql = USERS.replace("{where}", where)
+            batch = est.users(client, ctx, users_sql, {**params, "parts": parts, "part": part})
+            for start in range(0, len(batch.user_ids), CHUNK_USERS):
+                rows = slice(start, start + CHUNK_USERS)
+                top, scores = est.top_k(est.blend(est.signals(ctx, batch, rows)), batch.recent[rows])
+                n, k = top.shape
+                finite = np.isfinite(scores).ravel()
+                client.insert_arrow(raw, pa.table({
+                    "user_id": pa.array(np.repeat(batch.user_ids[rows], k)[finite]),
+                    "item": pa.array(top.ravel()[finite].astype(np.uint16)),
+                    "rank": pa.array(np.tile(np.arange(1, k + 1, dtype=np.uint16), n)[finite]),
+                    "score": pa.array(scores.ravel()[finite])}))
+            done += len(batch.user_ids)
+            if progress:
+                progress(done)
+        write = {**params, "candidates": ctx.candidates["article_id"].tolist(), "version": model.version or "unregistered",
+                 "model_id": model.model_id or "", "algorithm": RECOMMENDATION.algorithm}
+        keep = "recommendation_date = {d:Date}" + where.replace("uf.brand_id = {brand:UUID}", "brand_id != {brand:UUID}") if brand_id else None
+        rows = replace_partition(client, "customer_recommendations", d, f"""
+SELECT toUUID(r.user_id), {{d:Date}}, uf.brand_id, {{candidates:Array(UUID)}}[r.item + 1], r.rank, r.score, {{algorithm:String}},
+       toUUIDOrNull({{model_id:String}}), {{version:String}}, now()
+FROM {raw} AS r INNER JOIN (SELECT user_id, brand_id FROM customer_user_features WHERE feature_date = {{d:Date}}) AS uf
+  ON uf.user_id = toUUID(r.user_id)""", write, keep=keep)
+    finally:
+        client.command(f"DROP TABLE IF EXISTS {raw}")
+    seconds = time.perf_counter() - t0
+    return {"model": RECOMMENDATION.name, "version": model.version, "date": str(d), "users": done, "rows": rows,
+            "seconds": round(seconds, 3), "table": RECOMMENDATION.output_table}
+
+
+STORED = """
+SELECT toString(article_id) AS article_id, rank, score, recommendation_date, model_version
+FROM customer_recommendations
+WHERE recommendation_date = (SELECT max(recommendation_date) FROM customer_recommendations WHERE recommendation_date <= {d:Date})
+  AND user_id = {user:UUID}
+ORDER BY rank LIMIT {k:UInt16}
+"""
+
+
+def stored(client: Client, user_id: str, d: date, k: int = TOP_K) -> pd.DataFrame:
+    """A user's stored recommendations of the newest batch on or before ``d``."""
+    return query_frame(client, STORED, {"user": user_id, "d": d, "k": k})
+
+
+def recommend_users(client: Client, model: TrainedModel, user_ids: list[str], d: date, k: int = TOP_K,
+                    ctx: DateContext | None = None) -> pd.DataFrame:
+    """Recommendations computed now for given users (cold users get popular and fresh articles)."""
+    from ownlens.ml.data.loaders import as_uuid
+
+    est = model.estimator
+    asked = list(dict.fromkeys(as_uuid(u) for u in user_ids))
+    ctx = ctx or _prepared(client, model, d)
+    batch = est.users(client, ctx, "SELECT arrayJoin({users:Array(UUID)}) AS user_id", {"users": asked})
+    top, scores = est.top_k(est.blend(est.signals(ctx, batch, slice(None))), batch.recent, k)
+    order = pd.Index(batch.user_ids).get_indexer(asked)
+    top, scores, ids = top[order], scores[order], batch.user_ids[order]
+    cold = np.asarray(batch.profile.getnnz(axis=1) == 0)[order]
+    width = top.shape[1]
+    frame = pd.DataFrame({"user_id": np.repeat(ids, width), "cold_start": np.repeat(cold, width),
+                          "article_id": ctx.candidates["article_id"].to_numpy()[top.ravel()],
+                          "rank": np.tile(np.arange(1, width + 1), len(ids)), "score": scores.ravel().round(6),
+                          "recommendation_date": str(d), "model_version": model.version})
+    return frame[np.isfinite(frame["score"])].reset_index(drop=True)  # a user who read every candidate gets fewer
+
+
+def plots(result, plt) -> list[tuple[str, str]]:
+    """precision@10 and recall@10 of each signal alone, the hybrid and the oracle, on the same users."""
+    from ownlens.ml.models.evaluation import bars
+
+    series = {name: v for name, v in result.metrics["signals_alone"].items()}
+    series["hybrid (model)"] = {m: result.metrics[m] for m in ("precision_at_k", "recall_at_k")}
+    if result.oracle_metrics:
+        series["oracle"] = {m: result.oracle_metrics[m] for m in ("precision_at_k", "recall_at_k")}
+    by_metric = {m: {name: values[m] for name, values in series.items()} for m in ("precision_at_k", "recall_at_k")}
+    return [bars(plt, f"{m} (k={TOP_K}) on the test users' next {HORIZON_DAYS} days of reading", {m: v}, m)
+            for m, v in by_metric.items()]
+
+
+RECOMMENDATION = TaskModel(
+    name="recommendation",
+    task="ranking",
+    description="Hybrid article recommendations: NMF co-reading + content similarity + popularity + freshness",
+    algorithm="hybrid-nmf-content",
+    output_table="customer_recommendations",
+    train=train,
+    predict_batch=recommend_batch,
+    primary_metric="precision_at_k",
+    plots=plots,
+)

@@ -1,0 +1,188 @@
+"""Segmentation, recommendation and ad placement against a real chDB warehouse, through Python, CLI-free API and REST."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import FEATURE_DATES
+from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.models import get_spec
+from ownlens.ml.models.advertising import placement
+from ownlens.ml.models.content import recommendation
+from ownlens.ml.models.customer import segmentation
+from ownlens.ml.registry import store
+from ownlens.ml.serving.app import create_app
+from ownlens.ml.settings import Settings
+
+D0, D1 = FEATURE_DATES
+UNKNOWN = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.fixture(scope="module")
+def trained(labelled):
+    out = {task.name: task.train(labelled) for task in (segmentation.SEGMENTATION, recommendation.RECOMMENDATION, placement.AD_PLACEMENT)}
+    for name, result in out.items():
+        store.promote(labelled, name, result.model.version)
+    return out
+
+
+def _count(client, sql, **params) -> int:
+    return int(client.command(sql, parameters=params))
+
+
+def test_segments_separate_true_traits_and_are_stored_idempotently(trained, labelled):
+    r = trained["segmentation"]
+    assert r.split == {**r.split, "kind": "time", "train_dates": [str(D0)], "test_date": str(D1)}
+    m = r.metrics
+    assert 2 <= m["n_segments"] <= 8 and m["silhouette"] > 0.05 and m["davies_bouldin"] > 0
+    assert m["truth_separation"] > 10 * max(m["truth_separation_random"], 0.001)  # segments carry real latent differences
+    names = list(m["segment_shares"])
+    assert len(set(names)) == len(names) and abs(sum(m["segment_shares"].values()) - 1) < 1e-9
+
+    model = store.load(labelled, "segmentation", "production")  # from its JSON artifact, checksum verified
+    users = _count(labelled, "SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}", d=D1)
+    for _ in range(2):
+        result = segmentation.assign(labelled, model, D1)
+    assert result["rows"] == users
+    assert _count(labelled, "SELECT count() FROM customer_user_segment_assignments WHERE assignment_date = {d:Date}", d=D1) == users
+    assert _count(labelled, "SELECT count() FROM ml_model_predictions WHERE model_name = 'segmentation' AND prediction_date = {d:Date}", d=D1) == users
+    profiles = segmentation.profiles(labelled, model.version)
+    assert len(profiles) == model.estimator.n_clusters_ and profiles["user_count"].sum() == users
+    assert {"avg_sessions_last_30d", "share", "mobile_share"} <= set(profiles["segment_profile"].iloc[0])
+
+    # one brand re-assigned keeps the other brands' rows
+    brand = labelled.command("SELECT toString(brand_id) FROM customer_user_features WHERE feature_date = {d:Date} LIMIT 1", parameters={"d": D1})
+    segmentation.assign(labelled, model, D1, brand_id=brand)
+    assert _count(labelled, "SELECT count() FROM customer_user_segment_assignments WHERE assignment_date = {d:Date}", d=D1) == users
+
+    # the artifact's model and the fitted one agree; the live look-up matches the stored assignment
+    frame = segmentation._frame(labelled, D1)
+    assert (model.estimator.predict(frame[model.features].to_numpy(float)) ==
+            r.model.estimator.predict(frame[model.features].to_numpy(float))).all()
+    one = segmentation.segment_of(labelled, model, [frame["user_id"].iloc[0], UNKNOWN], D1)
+    assert list(one["user_id"]) == [frame["user_id"].iloc[0]]
+    stored = labelled.command("SELECT toString(segment_id) FROM customer_user_segment_assignments WHERE assignment_date = {d:Date} "
+                              "AND user_id = {u:UUID}", parameters={"d": D1, "u": frame["user_id"].iloc[0]})
+    assert one["segment_id"].iloc[0] == stored
+
+
+def test_segmentation_estimator_behaves_like_scikit_learn():
+    from sklearn.base import clone
+
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (200, 4)), rng.normal(6, 1, (200, 4))])
+    X[::17, 2] = np.nan
+    est = segmentation.SegmentationModel(min_clusters=2, random_state=1).fit(X, input_names=["sessions_last_30d", "a", "b", "c"])
+    assert est.n_clusters_ == 2 and set(est.silhouette_by_k_) >= {"2", "3"}  # two blobs: silhouette picks two
+    labels = est.predict(X)
+    assert len(np.unique(labels[:200])) == 1 and labels[0] != labels[-1]
+    assert est.transform(X).shape == (400, est.n_clusters_) and ((0 <= est.confidence(X)) & (est.confidence(X) <= 1)).all()
+    again = segmentation.SegmentationModel.from_files(est.to_files())
+    assert (again.predict(X) == labels).all()
+    assert clone(est).get_params() == est.get_params()
+    with pytest.raises(ValueError):
+        est.predict(X[:, :3])
+
+
+def test_recommendations_beat_popularity_trail_the_oracle_and_respect_time(trained, labelled):
+    r = trained["recommendation"]
+    m, oracle = r.metrics, r.oracle_metrics
+    assert r.split["test_date"] == str(D1) and r.split["train_dates"] == [str(D0)] and m["users"] > 100
+    assert m["precision_at_k"] > m["signals_alone"]["popularity"]["precision_at_k"]
+    assert m["precision_at_k"] >= m["signals_alone"]["content"]["precision_at_k"] * 0.9
+    assert oracle["precision_at_k"] > m["signals_alone"]["popularity"]["precision_at_k"]
+    assert 0 < m["recall_at_k"] <= 1 and 0 < m["catalog_coverage"] <= 1
+
+    model = store.load(labelled, "recommendation", "production")
+    users = _count(labelled, "SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}", d=D1)
+    for _ in range(2):
+        result = recommendation.recommend_batch(labelled, model, D1)
+    assert result["users"] == users
+    stored = _count(labelled, "SELECT count() FROM customer_recommendations WHERE recommendation_date = {d:Date}", d=D1)
+    assert stored == result["rows"] and users * 5 < stored <= users * recommendation.TOP_K
+    # only articles published before D, never one the user read in the week before D, ranks 1..k without gaps
+    assert _count(labelled, """
+SELECT count() FROM customer_recommendations AS r INNER JOIN editorial_articles AS a ON a.article_id = r.article_id
+WHERE r.recommendation_date = {d:Date} AND a.publish_timestamp >= {d:Date}""", d=D1) == 0
+    assert _count(labelled, """
+SELECT count() FROM customer_recommendations AS r
+INNER JOIN (SELECT DISTINCT user_id, article_id FROM editorial_content_events WHERE event_type = 'article_view'
+            AND event_timestamp >= {d:Date} - 7 AND event_timestamp < {d:Date}) AS seen
+  ON seen.user_id = r.user_id AND seen.article_id = r.article_id
+WHERE r.recommendation_date = {d:Date}""", d=D1) == 0
+    assert _count(labelled, "SELECT countIf(max_rank != n) FROM (SELECT user_id, max(rank) AS max_rank, count() AS n "
+                            "FROM customer_recommendations WHERE recommendation_date = {d:Date} GROUP BY user_id)", d=D1) == 0
+
+    user = labelled.command("SELECT toString(user_id) FROM customer_recommendations WHERE recommendation_date = {d:Date} AND rank = 1 "
+                            "ORDER BY score DESC LIMIT 1", parameters={"d": D1})
+    live = recommendation.recommend_users(labelled, model, [user.upper(), UNKNOWN], D1)
+    batch = recommendation.stored(labelled, user, D1)
+    assert list(live[live["user_id"] == user]["article_id"]) == list(batch["article_id"])  # live and batch agree
+    cold = live[live["user_id"] == UNKNOWN]
+    assert len(cold) == recommendation.TOP_K and cold["cold_start"].all()
+
+
+def test_ad_placement_captures_the_oracle_uplift(trained, labelled):
+    r = trained["ad_placement"]
+    m = r.metrics
+    assert m["best_placement"] == "in_article" and m["ctr_mean_abs_error"] < 0.01
+    assert m["current_allocation_revenue_per_1000"] < m["revenue_per_1000"] <= r.oracle_metrics["revenue_per_1000"] + 1e-9
+    assert m["uplift_captured"] > 0.8
+
+    model = store.load(labelled, "ad_placement", "production")
+    result = placement.predict_batch(labelled, model, D1)
+    assert result["rows"] == _count(labelled, "SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}", d=D1)
+    placement.predict_batch(labelled, model, D1)
+    assert _count(labelled, "SELECT count() FROM ml_model_predictions WHERE model_name = 'ad_placement' AND prediction_date = {d:Date}",
+                  d=D1) == result["rows"]
+    # Thompson sampling explores: sampled decisions vary, the exploiting one does not
+    user = labelled.command("SELECT toString(user_id) FROM customer_user_features WHERE feature_date = {d:Date} LIMIT 1", parameters={"d": D1})
+    sampled = {tuple(placement.decide_users(labelled, model, [user], D1, explore=True, seed=s)["alternatives"].iloc[0].values())
+               for s in range(5)}
+    fixed = {tuple(placement.decide_users(labelled, model, [user], D1, explore=False)["alternatives"].iloc[0].values()) for _ in range(3)}
+    assert len(sampled) == 5 and len(fixed) == 1
+    unknown = placement.decide_users(labelled, model, [UNKNOWN], D1, device="mobile").iloc[0]
+    assert not unknown["known_user"] and unknown["device"] == "mobile"
+
+
+def test_task_models_through_the_api(trained, labelled):
+    user = labelled.command("SELECT toString(user_id) FROM customer_recommendations WHERE recommendation_date = {d:Date} LIMIT 1",
+                            parameters={"d": D1}) or labelled.command("SELECT toString(user_id) FROM customer_user_features LIMIT 1")
+    recommendation.recommend_batch(labelled, store.load(labelled, "recommendation", "production"), D1)
+    with TestClient(create_app(Settings(api_keys=None), labelled)) as http:
+        got = http.get(f"/recommendations/{user}", params={"k": 3})
+        assert got.status_code == 200, got.text
+        body = got.json()
+        assert body["source"] == "batch" and [r["rank"] for r in body["recommendations"]] == [1, 2, 3]
+        assert http.get(f"/recommendations/{user}", params={"k": 3}).json() == body  # cached answer alike
+        cold = http.get(f"/recommendations/{UNKNOWN}").json()
+        assert cold["source"] == "live" and cold["cold_start"] and len(cold["recommendations"]) == 10
+        for path, status in ((f"/recommendations/{user}?k=0", 422), ("/recommendations/not-an-id", 422),
+                             (f"/segments/{UNKNOWN}", 404), (f"/ads/placement/{user}?device=toaster", 422),
+                             (f"/segments/{user}?feature_date=2026-13-01", 422)):
+            response = http.get(path)
+            assert response.status_code == status and "detail" in response.json(), (path, response.text)
+        seg = http.get(f"/segments/{user}").json()
+        assert seg["segment_name"] in trained["segmentation"].model.estimator.segment_names_ and 0 <= seg["confidence"] <= 1
+        ad = http.get(f"/ads/placement/{user}", params={"explore": "false"}).json()
+        assert ad["placement"] == max(ad["alternatives"], key=ad["alternatives"].get) and not ad["explored"] and ad["known_user"]
+        paths = http.get("/openapi.json").json()["paths"]
+        assert {"/recommendations/{user_id}", "/segments/{user_id}", "/ads/placement/{user_id}"} <= set(paths)
+        metrics = http.get("/metrics").text
+        assert 'ownlens_predictions_total{model="recommendation"' in metrics
+
+
+def test_task_models_explain_what_is_missing(make_db, labelled):
+    empty = make_db()
+    for task in (segmentation.SEGMENTATION, recommendation.RECOMMENDATION, placement.AD_PLACEMENT):
+        with pytest.raises(NotFound, match="features"):
+            task.train(empty)
+    with pytest.raises(InvalidInput, match="at least 2"):
+        segmentation.train(labelled, n_clusters=1, register=False)
+    with pytest.raises(InvalidInput, match="evaluated when trained"):
+        get_spec("recommendation")
+    runs = labelled.query("SELECT status, count() FROM ml_model_training_runs FINAL WHERE model_name = 'segmentation' GROUP BY status").result_rows
+    assert dict(runs).get("failed", 0) >= 1  # the refused run is on record
+
