@@ -1,6 +1,6 @@
-"""REST API load test on loopback: churn predictions (warm feature cache) next to a bare FastAPI endpoint.
+"""REST API load test on loopback: churn predictions and recommendations (warm caches) next to a bare FastAPI endpoint.
 
-Starts `ownlens-ml serve` on a warehouse that has a trained churn model (e.g. after `ownlens-ml demo`) and a
+Starts `ownlens-ml serve` on a warehouse with trained churn and recommendation models (e.g. after `ownlens-ml demo`) and a
 bare FastAPI app returning a constant, both under uvicorn with OMP_NUM_THREADS=1, then drives each with an
 asyncio load generator (raw keep-alive HTTP/1.1) at several concurrencies for a fixed time. The generator shares
 the 2 cores with the server: numbers are what one box can do end to end.
@@ -120,14 +120,20 @@ def main() -> None:
     bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "ownlens_bare_app:app", "--port", "8812", "--log-level", "warning",
                              "--no-access-log"], env={**env, "PYTHONPATH": "/tmp"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": " ".join(["python", *sys.argv]),
-               "users": len(users), "churn": [], "bare": []}
+               "users": len(users), "churn": [], "recommendations": [], "bare": []}
     try:
         _wait("http://127.0.0.1:8811/ready")
         _wait("http://127.0.0.1:8812/")
         churn_paths = [f"/predict/churn/{u}" for u in users]
-        _run(_warm("http://127.0.0.1:8811", churn_paths))  # every user once: the feature cache is warm
+        rec_paths = [f"/recommendations/{u}" for u in users]
+        started = time.perf_counter()
+        _run(_warm("http://127.0.0.1:8811", rec_paths))  # every user once, cold: read from customer_recommendations
+        results["recommendations_cold_s_per_user"] = round((time.perf_counter() - started) / len(users), 5)
         for c in (int(x) for x in args.concurrency.split(",")):
-            for name, base, paths in (("bare", "http://127.0.0.1:8812", ["/"]), ("churn", "http://127.0.0.1:8811", churn_paths)):
+            for name, base, paths in (("bare", "http://127.0.0.1:8812", ["/"]), ("churn", "http://127.0.0.1:8811", churn_paths),
+                                      ("recommendations", "http://127.0.0.1:8811", rec_paths)):
+                if name != "bare":  # warm means warm: the server's caches keep answers for 60 s, so refresh them first
+                    _run(_warm(base, paths))
                 r = _run(_load(base, paths, c, args.seconds))
                 results[name].append(r)
                 print(name, r, flush=True)

@@ -147,6 +147,29 @@ def test_ad_placement_captures_the_oracle_uplift(trained, labelled):
     assert not unknown["known_user"] and unknown["device"] == "mobile"
 
 
+def test_realised_performance_of_stored_outputs_is_monitored(trained, labelled):
+    from ownlens.ml.monitoring.monitor import monitor_task
+
+    for name, task in (("recommendation", recommendation.RECOMMENDATION), ("ad_placement", placement.AD_PLACEMENT)):
+        task.predict_batch(labelled, store.load(labelled, name, "production"), D0)
+        report = monitor_task(labelled, task, D0)
+        assert report.version == trained[name].model.version and report.current == D0
+        monitor_task(labelled, task, D0)  # again: replaces its rows
+        rows = labelled.query("SELECT metric_name, feature_name, metric_value FROM ml_model_monitoring "
+                              "WHERE model_name = {m:String} AND monitoring_date = {d:Date}", parameters={"m": name, "d": D0}).result_rows
+        assert len(rows) == len(report.performance)
+    hits = labelled.command("""
+SELECT countIf((r.user_id, r.article_id) IN (SELECT user_id, article_id FROM editorial_content_events
+               WHERE event_type = 'article_view' AND event_timestamp >= {d:Date} AND event_timestamp < {d:Date} + 7)) / count()
+FROM customer_recommendations AS r WHERE r.recommendation_date = {d:Date}""", parameters={"d": D0})
+    found = monitor_task(labelled, recommendation.RECOMMENDATION, D0).performance
+    assert found["realised_precision_at_k"] == pytest.approx(float(hits)) and 0 < found["realised_hit_rate_at_k"] < 1
+    ads = {(m, f): v for m, f, v in labelled.query("SELECT metric_name, feature_name, metric_value FROM ml_model_monitoring "
+                                                    "WHERE model_name = 'ad_placement' AND monitoring_date = {d:Date}",
+                                                    parameters={"d": D0}).result_rows}
+    assert abs(ads[("realised_ctr", "in_article")] - ads[("expected_ctr", "in_article")]) < 0.01
+
+
 def test_task_models_through_the_api(trained, labelled):
     user = labelled.command("SELECT toString(user_id) FROM customer_recommendations WHERE recommendation_date = {d:Date} LIMIT 1",
                             parameters={"d": D1}) or labelled.command("SELECT toString(user_id) FROM customer_user_features LIMIT 1")

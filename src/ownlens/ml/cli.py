@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ownlens.ml.errors import InvalidInput, OwnLensError
+from ownlens.ml.errors import InvalidInput, NotFound, OwnLensError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="OwnLens ML: features, models and serving on your ClickHouse warehouse.")
 features_app = typer.Typer(no_args_is_help=True, help="Build and check point-in-time feature tables.")
@@ -539,7 +539,8 @@ def models_rollback(
 
 @app.command(epilog="Examples: ownlens-ml monitor churn --date 2026-03-09\n\nownlens-ml monitor churn --date 2026-03-09 --reference 2026-02-09 --json")
 def monitor(
-    model: str = typer.Argument(..., help="Model name: churn, conversion or engagement."),
+    model: str = typer.Argument(..., help="Model name: churn, conversion or engagement (drift and performance); "
+                                          "recommendation or ad_placement (realised performance of stored outputs)."),
     current: Optional[str] = typer.Option(None, "--date", help="Date to check (default: the latest feature date)."),
     reference: Optional[str] = typer.Option(None, help="Date to compare with (default: the end of the production version's training window)."),
     fail_on_alert: bool = typer.Option(False, help="Exit with code 1 when anything drifted past the alert threshold."),
@@ -550,10 +551,21 @@ def monitor(
 ):
     """Input and prediction drift (PSI, JS, KS, in ClickHouse) and realised performance, into ml_model_monitoring."""
     from ownlens.ml.data.loaders import latest_feature_date
-    from ownlens.ml.monitoring.monitor import monitor as run_monitor
+    from ownlens.ml.models import TASK_MODELS
+    from ownlens.ml.monitoring.monitor import monitor as run_monitor, monitor_task
 
-    spec = _spec(model)
     client = _connect(dsn)
+    if model in TASK_MODELS:
+        d = parse_date(current, "--date") or latest_feature_date(client)
+        found = monitor_task(client, TASK_MODELS[model], d)
+        if found is None:
+            raise NotFound(f"the days that judge {model}'s outputs of {d} have not all passed yet: monitor an earlier date")
+        if as_json:
+            out.print_json(json.dumps(_rounded(found.to_dict()), default=str))
+        else:
+            _emit({"version": found.version, **found.performance}, False, f"{model} realised on {d} (written to ml_model_monitoring)")
+        return
+    spec = _spec(model)
     d = parse_date(current, "--date") or latest_feature_date(client)
     report = run_monitor(client, spec, d, parse_date(reference, "--reference"))
     if as_json:
@@ -807,7 +819,8 @@ def demo(
         ("warehouse", describe_dsn(resolve_dsn(dsn))),
         ("simulated", f"{sim['users']:,} users, {sim['sessions']:,} sessions, {sim['events']:,} events, {sim['from']} .. {sim['to']}"),
     ])
-    out.print("next: ownlens-ml models list · ownlens-ml predict churn --user ID · ownlens-ml monitor churn · "
+    out.print("next: ownlens-ml models list · ownlens-ml predict churn --user ID · ownlens-ml predict recommendation --user ID · "
+              "ownlens-ml monitor churn · "
               "ownlens-ml serve (REST API, docs at /docs) · python: ChurnPredictor().predict(user_id)")
 
 

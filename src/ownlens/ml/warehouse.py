@@ -157,6 +157,15 @@ def replace_partition(
         client.command(f"DROP TABLE IF EXISTS {staging}")
 
 
+def reload_if_loaded(client: Client, dictionary: str) -> None:
+    """Reload ``dictionary`` now if this process has it loaded (LOADED, or LOADED_AND_RELOADING on its own
+    schedule, which may predate the write), so no lookup sees stale rows, not even until its next refresh."""
+    status = client.query("SELECT toString(status) FROM system.dictionaries WHERE database = currentDatabase() AND name = {n:String}",
+                          parameters={"n": dictionary}).result_rows
+    if status and status[0][0].startswith("LOADED"):
+        client.command(f"SYSTEM RELOAD DICTIONARY {dictionary}")
+
+
 def table_exists(client: Client, table: str) -> bool:
     return bool(
         int(client.command(

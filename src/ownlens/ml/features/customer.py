@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from clickhouse_connect.driver.client import Client
 
-from ownlens.ml.warehouse import replace_partition
+from ownlens.ml.warehouse import reload_if_loaded, replace_partition
 
 ACTIVE_WINDOW_DAYS = 30  # a user gets a feature row for D when active in the 30 days before D
 LABEL_HORIZON_DAYS = 30  # churn: no session in [D, D+30); conversion: a subscription in [D, D+30)
@@ -195,12 +195,7 @@ def build_user_feature_vectors(client: Client, d: date) -> int:
 
     sql = VECTORS_SELECT.format(vectors=USER_FEATURES.vector_sql("uf"))
     rows = replace_partition(client, "customer_user_feature_vectors", d, sql, {"d": d, "signature": USER_FEATURES.signature})
-    status = client.query("SELECT toString(status) FROM system.dictionaries WHERE database = currentDatabase() "
-                          "AND name = 'dict_user_feature_vectors'").result_rows
-    # in use in this process (LOADED, or LOADED_AND_RELOADING from its schedule, which may predate this build):
-    # reload now, so no lookup sees stale rows, not even for a minute
-    if status and status[0][0].startswith("LOADED"):
-        client.command("SYSTEM RELOAD DICTIONARY dict_user_feature_vectors")
+    reload_if_loaded(client, "dict_user_feature_vectors")
     return rows
 
 

@@ -181,3 +181,6 @@ class TaskModel:
     primary_metric: str
     targets: dict[str, float] = field(default_factory=dict)
     plots: Callable[..., list] | None = None  # (TrainingResult, pyplot) -> [(title, html)] for the evaluation report
+    # realised performance of stored outputs: (client, date) -> {"model_version", metric: value...}, None until it is known
+    realised: Callable[..., dict | None] | None = None
+    stored_dates: Callable[..., list] | None = None  # (client) -> dates with stored outputs, for scheduled monitoring

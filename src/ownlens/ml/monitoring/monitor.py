@@ -155,7 +155,7 @@ def monitor_due(client: Client, done: set, retrain: bool = False) -> list[Monito
     costs a few small queries; it is updated in place. ``retrain``: see :func:`retrain_on_alert`.
     """
     from ownlens.ml.data.loaders import latest_feature_date
-    from ownlens.ml.models import MODELS
+    from ownlens.ml.models import MODELS, TASK_MODELS
 
     registered = {name for (name,) in client.query("SELECT DISTINCT model_name FROM ml_model_registry").result_rows}
     latest = latest_feature_date(client)
@@ -175,7 +175,35 @@ def monitor_due(client: Client, done: set, retrain: bool = False) -> list[Monito
                 continue
             if retrain and d == latest:
                 retrain_on_alert(client, spec, reports[-1])
+    for name, task in TASK_MODELS.items():  # stored outputs whose judging days have now passed
+        if task.realised is None or name not in registered:
+            continue
+        monitored = {d for (d,) in client.query("SELECT DISTINCT monitoring_date FROM ml_model_monitoring WHERE model_name = {m:String}",
+                                                parameters={"m": name}).result_rows}
+        for d in task.stored_dates(client):
+            if d in monitored or (name, d) in done:
+                continue
+            report = monitor_task(client, task, d)
+            if report is not None:
+                done.add((name, d))
+                reports.append(report)
     return reports
+
+
+def monitor_task(client: Client, task, d: date) -> MonitoringReport | None:
+    """Realised performance of a task model's outputs stored for ``d`` (recommendations read, ad click rates),
+    written to ml_model_monitoring; None while the days that judge them have not passed."""
+    if task.realised is None:
+        raise InvalidInput(f"{task.name} has no realised performance to monitor")
+    found = task.realised(client, d)
+    if found is None:
+        return None
+    version = found.pop("model_version")
+    report = MonitoringReport(task.name, version, d, None, performance={k: float(v) for k, v in found.items()})
+    row = client.query("SELECT any(model_id) FROM ml_model_registry FINAL WHERE model_name = {m:String} AND model_version = {v:String}",
+                       parameters={"m": task.name, "v": version}).result_rows
+    _write(client, report, row[0][0] if row and row[0][0] else None)
+    return report
 
 
 def _write(client: Client, report: MonitoringReport, model_id) -> None:
@@ -196,7 +224,8 @@ def _write(client: Client, report: MonitoringReport, model_id) -> None:
         add("prediction_drift", "psi", "prediction", d.psi, d.thresholds.psi_alert, d.status, {"reference": report.reference, "js": d.js,
                                                                              "ks_statistic": d.ks_statistic})
     for metric, value in (report.performance or {}).items():
-        add("performance", metric, "", value, None, "ok", {})
+        metric, _, part = metric.partition(":")  # "realised_ctr:footer": the metric of one part (a placement)
+        add("performance", metric, part, value, None, "ok", {})
     client.command("DELETE FROM ml_model_monitoring WHERE model_name = {m:String} AND monitoring_date = {d:Date}",
                    parameters={"m": report.model, "d": report.current})
     if rows:

@@ -389,7 +389,11 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
 
         client = models.client
         model = models.task("recommendation")
-        d = d or latest_feature_date(client)
+        if d is None:
+            d = answers.get("latest-feature-date")
+            if d is None:
+                d = latest_feature_date(client)
+                answers.put("latest-feature-date", d)
         rows, source, cold = rec.stored(client, user, d, k), "batch", False
         if rows.empty:  # not in the batch (new user, or no batch yet): computed now, the date's context reused
             key = ("recommendation-context", model.version, d)

@@ -274,6 +274,35 @@ def plots(result, plt) -> list[tuple[str, str]]:
     return out
 
 
+def realised(client: Client, d: date) -> dict | None:
+    """Realised click rate and revenue per 1,000 impressions by placement in the week after ``d``, next to what the
+    version that stored ``d``'s decisions expected; None until that week has passed."""
+    from ownlens.ml.registry import store
+
+    end = d + pd.Timedelta(days=HORIZON_DAYS).to_pytimedelta()
+    if not int(client.command("SELECT max(toDate(event_timestamp)) >= {end:Date} FROM customer_events", parameters={"end": end})):
+        return None
+    version = client.command("SELECT any(model_version) FROM ml_model_predictions WHERE model_name = {m:String} AND prediction_date = {d:Date}",
+                             parameters={"m": AD_PLACEMENT.name, "d": d})
+    if not version:
+        raise NotFound(f"no stored ad placement decisions for {d}: run `ownlens-ml predict ad_placement --date {d}` first")
+    est = store.load(client, AD_PLACEMENT.name, version).estimator
+    stats = _stats(client, d, end).groupby("placement")[["impressions", "clicks", "impression_revenue", "click_revenue"]].sum()
+    out: dict = {"model_version": version}
+    for i, placement in enumerate(est.placements_):
+        if placement in stats.index and stats.loc[placement, "impressions"] > 0:
+            row = stats.loc[placement]
+            out[f"realised_ctr:{placement}"] = float(row["clicks"] / row["impressions"])
+            out[f"expected_ctr:{placement}"] = float(est.alpha_[0, i] / (est.alpha_[0, i] + est.beta_[0, i]))
+            out[f"realised_revenue_per_1000:{placement}"] = float(1000 * (row["impression_revenue"] + row["click_revenue"]) / row["impressions"])
+    return out
+
+
+def stored_dates(client: Client) -> list[date]:
+    return [r[0] for r in client.query("SELECT DISTINCT prediction_date FROM ml_model_predictions WHERE model_name = {m:String} "
+                                       "ORDER BY 1", parameters={"m": AD_PLACEMENT.name}).result_rows]
+
+
 AD_PLACEMENT = TaskModel(
     name="ad_placement",
     task="bandit",
@@ -284,5 +313,7 @@ AD_PLACEMENT = TaskModel(
     predict_batch=predict_batch,
     primary_metric="revenue_per_1000",
     plots=plots,
+    realised=realised,
+    stored_dates=stored_dates,
 )
 

@@ -32,7 +32,7 @@ from ownlens.ml.models.data import brand_filter
 from ownlens.ml.models.estimators import JsonStateEstimator
 from ownlens.ml.models.model import TrainedModel
 from ownlens.ml.models.spec import TaskModel
-from ownlens.ml.warehouse import replace_partition
+from ownlens.ml.warehouse import reload_if_loaded, replace_partition
 
 if TYPE_CHECKING:  # annotations only
     from ownlens.ml.models.training import TrainingResult
@@ -428,6 +428,7 @@ FROM {raw} AS r INNER JOIN (SELECT user_id, brand_id FROM customer_user_features
   ON uf.user_id = toUUID(r.user_id)""", write, keep=keep)
     finally:
         client.command(f"DROP TABLE IF EXISTS {raw}")
+    reload_if_loaded(client, "dict_user_recommendations")
     seconds = time.perf_counter() - t0
     return {"model": RECOMMENDATION.name, "version": model.version, "date": str(d), "users": done, "rows": rows,
             "seconds": round(seconds, 3), "table": RECOMMENDATION.output_table}
@@ -442,8 +443,26 @@ ORDER BY rank LIMIT {k:UInt16}
 """
 
 
+# the newest batch from the in-memory dictionary (schema 006); a user it does not hold comes back with no articles
+STORED_DICT = """
+SELECT v.1 AS recommendation_date, v.2 AS article_ids, v.3 AS scores, v.4 AS model_version
+FROM (SELECT dictGet('dict_user_recommendations', ('recommendation_date', 'article_ids', 'scores', 'model_version'),
+                     tuple(toUUID({user:String}))) AS v)
+"""
+
+
 def stored(client: Client, user_id: str, d: date, k: int = TOP_K) -> pd.DataFrame:
-    """A user's stored recommendations of the newest batch on or before ``d``."""
+    """A user's stored recommendations of the newest batch on or before ``d`` (the dictionary when it holds that
+    batch, else the table)."""
+    try:
+        rows = client.query(STORED_DICT, parameters={"user": user_id}).result_rows
+    except Exception:  # the dictionary is missing or cannot load: the table answers
+        rows = []
+    if rows and rows[0][1] and rows[0][0] == d:
+        day, articles, scores, version = rows[0]
+        n = min(k, len(articles))
+        return pd.DataFrame({"article_id": articles[:n], "rank": np.arange(1, n + 1), "score": scores[:n],
+                             "recommendation_date": [day] * n, "model_version": [version] * n})
     return query_frame(client, STORED, {"user": user_id, "d": d, "k": k})
 
 
@@ -481,6 +500,35 @@ def plots(result, plt) -> list[tuple[str, str]]:
             for m, v in by_metric.items()]
 
 
+REALISED = """
+SELECT any(model_version), count(), countIf(read), uniqExact(user_id), uniqExactIf(user_id, read)
+FROM (
+    SELECT r.user_id AS user_id, r.model_version AS model_version, (r.user_id, r.article_id) IN (
+        SELECT user_id, article_id FROM editorial_content_events WHERE event_type = 'article_view'
+          AND event_timestamp >= {d:Date} AND event_timestamp < {d:Date} + {h:UInt32}) AS read
+    FROM customer_recommendations AS r WHERE r.recommendation_date = {d:Date}
+)
+"""
+
+
+def realised(client: Client, d: date) -> dict | None:
+    """How many of ``d``'s stored recommendations were read in the 7 days after it (all users, in SQL); None until
+    those days have passed."""
+    params = {"d": d, "h": HORIZON_DAYS}
+    if not int(client.command("SELECT max(toDate(event_timestamp)) >= {d:Date} + {h:UInt32} FROM editorial_content_events",
+                              parameters=params)):
+        return None
+    version, recommended, hits, users, users_hit = client.query(REALISED, parameters=params).result_rows[0]
+    if not recommended:
+        raise NotFound(f"no stored recommendations for {d}: run `ownlens-ml predict recommendation --date {d}` first")
+    return {"model_version": version, "realised_precision_at_k": hits / recommended, "realised_hit_rate_at_k": users_hit / users,
+            "users": users}
+
+
+def stored_dates(client: Client) -> list[date]:
+    return [r[0] for r in client.query("SELECT DISTINCT recommendation_date FROM customer_recommendations ORDER BY 1").result_rows]
+
+
 RECOMMENDATION = TaskModel(
     name="recommendation",
     task="ranking",
@@ -491,4 +539,6 @@ RECOMMENDATION = TaskModel(
     predict_batch=recommend_batch,
     primary_metric="precision_at_k",
     plots=plots,
+    realised=realised,
+    stored_dates=stored_dates,
 )
