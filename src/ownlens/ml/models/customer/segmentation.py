@@ -282,9 +282,10 @@ def train(client: Client, *, feature_date=None, test_date=None, brand_id=None, l
 
 
 def segment_ids(model: TrainedModel) -> list[str]:
-    """Stable segment ids: one per (model version, segment number)."""
+    """Stable segment ids: one per (registered model, segment number)."""
     base = uuid.UUID("6f1d2c3a-5b7e-4c1d-9a2b-0c4e5f6a7b8c")
-    return [str(uuid.uuid5(base, f"{model.version or 'unregistered'}:{c}")) for c in range(model.estimator.n_clusters_)]
+    key = model.model_id or f"unregistered {model.version}"
+    return [str(uuid.uuid5(base, f"{key}:{c}")) for c in range(model.estimator.n_clusters_)]
 
 
 def assign(client: Client, model: TrainedModel, d, brand_id=None, progress=None, batch_rows: int = 250_000) -> dict:
