@@ -74,12 +74,12 @@ def test_segmentation_estimator_behaves_like_scikit_learn():
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(0, 1, (200, 4)), rng.normal(6, 1, (200, 4))])
     X[::17, 2] = np.nan
-    est = segmentation.SegmentationModel(min_clusters=2, random_state=1).fit(X, input_names=["sessions_last_30d", "a", "b", "c"])
+    est = segmentation.KMeansSegmenter(min_clusters=2, random_state=1).fit(X, input_names=["sessions_last_30d", "a", "b", "c"])
     assert est.n_clusters_ == 2 and set(est.silhouette_by_k_) >= {"2", "3"}  # two blobs: silhouette picks two
     labels = est.predict(X)
     assert len(np.unique(labels[:200])) == 1 and labels[0] != labels[-1]
     assert est.transform(X).shape == (400, est.n_clusters_) and ((0 <= est.confidence(X)) & (est.confidence(X) <= 1)).all()
-    again = segmentation.SegmentationModel.from_files(est.to_files())
+    again = segmentation.KMeansSegmenter.from_files(est.to_files())
     assert (again.predict(X) == labels).all()
     assert clone(est).get_params() == est.get_params()
     with pytest.raises(ValueError):
@@ -209,3 +209,25 @@ def test_task_models_explain_what_is_missing(make_db, labelled):
     runs = labelled.query("SELECT status, count() FROM ml_model_training_runs FINAL WHERE model_name = 'segmentation' GROUP BY status").result_rows
     assert dict(runs).get("failed", 0) >= 1  # the refused run is on record
 
+
+
+def test_seed_style_api_for_task_models(trained, labelled, tmp_path):
+    from ownlens.ml.models.advertising.placement import AdPlacementPredictor
+    from ownlens.ml.models.content.recommendation import RecommendationPredictor
+    from ownlens.ml.models.customer.churn import ChurnModel
+    from ownlens.ml.models.customer.segmentation import SegmentationModel, SegmentationPredictor, SegmentationTrainingPipeline
+
+    metrics = SegmentationTrainingPipeline(labelled, register=False).run(limit=2_000, n_clusters=3)
+    assert metrics["n_segments"] == 3 and metrics["model_version"] is None and metrics["split"]["test_date"] == str(D1)
+    path = tmp_path / "segmentation.zip"
+    trained["segmentation"].model.save(str(path))
+    model = SegmentationModel().load(path)
+    with pytest.raises(InvalidInput, match="holds a segmentation model"):
+        ChurnModel().load(path)
+    user = labelled.command("SELECT toString(user_id) FROM customer_user_features WHERE feature_date = {d:Date} LIMIT 1", parameters={"d": D1})
+    segment = SegmentationPredictor(model, labelled).predict(user, feature_date=D1)
+    assert segment["segment_name"].iloc[0] in model.trained.estimator.segment_names_
+    recs = RecommendationPredictor(client=labelled).predict(user, feature_date=D1, k=5)
+    assert list(recs["rank"]) == [1, 2, 3, 4, 5] and recs["score"].is_monotonic_decreasing
+    ad = AdPlacementPredictor(client=labelled).predict([user, UNKNOWN], feature_date=D1)
+    assert list(ad["placement"]) == ["in_article", "in_article"] and list(ad["known_user"]) == [True, False]

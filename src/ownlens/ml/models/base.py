@@ -156,3 +156,52 @@ class BaseFeatureEngineer:
         from ownlens.ml.models.data import scoring_batches
 
         return pd.concat(list(scoring_batches(self.client, self.spec, _date(feature_date), brand_id)), ignore_index=True)
+
+
+class BaseTaskTrainer:
+    """``run(...)`` trains a task model (segmentation, recommendation, ad placement) and returns its metrics."""
+
+    task = None  # a TaskModel
+    model_class: type[BaseMLModel] = BaseMLModel
+
+    def __init__(self, client: Client | None = None, register: bool = True):
+        self.client = _client(client)
+        self.register = register
+        self.result = None
+        self.model: BaseMLModel | None = None
+
+    def run(self, feature_date=None, test_date=None, brand_id: str | None = None, limit: int | None = None, **options) -> dict:
+        if limit is not None:
+            options["limit"] = limit
+        self.result = self.task.train(self.client, feature_date=feature_date, test_date=test_date, brand_id=brand_id,
+                                      register=self.register, **options)
+        self.model = self.model_class(self.result.model)
+        return {**self.result.metrics, "oracle": self.result.oracle_metrics, "model_version": self.result.model.version,
+                "split": self.result.split}
+
+
+class BaseTaskPredictor:
+    """A task model's answers for given users (``predict``) or every user of a date, stored (``predict_batch``)."""
+
+    task = None  # a TaskModel
+
+    def __init__(self, model: BaseMLModel | TrainedModel | None = None, client: Client | None = None):
+        from ownlens.ml.registry import store
+
+        self.client = _client(client)
+        if model is None:
+            model = store.load(self.client, self.task.name, "production")
+        self.model = model._require() if isinstance(model, BaseMLModel) else model
+
+    def _lookup(self, user_ids: list[str], d, **options) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def predict(self, user_id: str | list[str], feature_date=None, **options) -> pd.DataFrame:
+        """Answers for one or more users on ``feature_date`` (default: the latest built)."""
+        from ownlens.ml.data.loaders import as_date, latest_feature_date
+
+        d = as_date(feature_date, "feature_date") if feature_date else latest_feature_date(self.client)
+        return self._lookup([user_id] if isinstance(user_id, str) else list(user_id), d, **options)
+
+    def predict_batch(self, feature_date=None, brand_id: str | None = None) -> dict:
+        return self.task.predict_batch(self.client, self.model, feature_date, brand_id)

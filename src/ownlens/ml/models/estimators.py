@@ -431,7 +431,7 @@ class JsonStateEstimator(BaseEstimator):
 
 # estimators defined next to their model (module path), found by class name when an artifact is read
 MODEL_ESTIMATORS = {
-    "SegmentationModel": "ownlens.ml.models.customer.segmentation",
+    "KMeansSegmenter": "ownlens.ml.models.customer.segmentation",
     "HybridRecommender": "ownlens.ml.models.content.recommendation",
     "PlacementBandit": "ownlens.ml.models.advertising.placement",
 }

@@ -23,6 +23,7 @@ from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.data.loaders import as_date, latest_feature_date, query_frame
 from ownlens.ml.errors import NotFound
+from ownlens.ml.models.base import BaseMLModel, BaseTaskPredictor, BaseTaskTrainer
 from ownlens.ml.models.data import brand_filter
 from ownlens.ml.models.estimators import JsonStateEstimator
 from ownlens.ml.models.model import TrainedModel
@@ -317,3 +318,20 @@ AD_PLACEMENT = TaskModel(
     stored_dates=stored_dates,
 )
 
+
+
+class AdPlacementModel(BaseMLModel):
+    spec = AD_PLACEMENT
+
+
+class AdPlacementTrainingPipeline(BaseTaskTrainer):
+    task, model_class = AD_PLACEMENT, AdPlacementModel
+
+
+class AdPlacementPredictor(BaseTaskPredictor):
+    """``AdPlacementPredictor().predict(user_id, explore=True)``: the placement to show, with every placement's value."""
+
+    task = AD_PLACEMENT
+
+    def _lookup(self, user_ids, d, device: str | None = None, explore: bool = False, seed: int | None = None):
+        return decide_users(self.client, self.model, user_ids, d, device, explore, seed)

@@ -28,6 +28,7 @@ from scipy import sparse
 
 from ownlens.ml.data.loaders import as_date, latest_feature_date, query_frame
 from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.models.base import BaseMLModel, BaseTaskPredictor, BaseTaskTrainer
 from ownlens.ml.models.data import brand_filter
 from ownlens.ml.models.estimators import JsonStateEstimator
 from ownlens.ml.models.model import TrainedModel
@@ -542,3 +543,20 @@ RECOMMENDATION = TaskModel(
     realised=realised,
     stored_dates=stored_dates,
 )
+
+
+class RecommendationModel(BaseMLModel):
+    spec = RECOMMENDATION
+
+
+class RecommendationTrainingPipeline(BaseTaskTrainer):
+    task, model_class = RECOMMENDATION, RecommendationModel
+
+
+class RecommendationPredictor(BaseTaskPredictor):
+    """``RecommendationPredictor().predict(user_id, k=10)``: the user's top articles, computed now."""
+
+    task = RECOMMENDATION
+
+    def _lookup(self, user_ids, d, k: int = TOP_K):
+        return recommend_users(self.client, self.model, user_ids, d, k)

@@ -26,6 +26,7 @@ from sklearn.utils.validation import validate_data
 
 from ownlens.ml.data.loaders import as_date, latest_feature_date, query_frame
 from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.models.base import BaseMLModel, BaseTaskPredictor, BaseTaskTrainer
 from ownlens.ml.models.data import brand_filter
 from ownlens.ml.models.estimators import JsonStateEstimator
 from ownlens.ml.models.model import TrainedModel
@@ -93,7 +94,7 @@ WHERE uf.feature_date = {{d:Date}}{where}
 """
 
 
-class SegmentationModel(ClusterMixin, TransformerMixin, JsonStateEstimator):
+class KMeansSegmenter(ClusterMixin, TransformerMixin, JsonStateEstimator):
     """Median imputation, standard scaling, PCA (``variance`` kept) and K-Means, as one scikit-learn estimator.
 
     ``n_clusters=None`` picks the number with the best silhouette between ``min_clusters`` and ``max_clusters``
@@ -249,7 +250,7 @@ def train(client: Client, *, feature_date=None, test_date=None, brand_id=None, l
             raise InvalidInput(f"--clusters must be at least 2 (got {n_clusters})")
         fit_rows = _frame(client, fit_d, brand_id, limit)
         names = list(INPUTS)
-        estimator = SegmentationModel(n_clusters, random_state=seed).fit(fit_rows[names].to_numpy(float), input_names=names)
+        estimator = KMeansSegmenter(n_clusters, random_state=seed).fit(fit_rows[names].to_numpy(float), input_names=names)
         test = _frame(client, test_d, brand_id, limit)
         X = test[names].to_numpy(float)
         labels = estimator.predict(X)
@@ -425,3 +426,20 @@ SEGMENTATION = TaskModel(
     primary_metric="silhouette",
     plots=plots,
 )
+
+
+class SegmentationModel(BaseMLModel):
+    spec = SEGMENTATION
+
+
+class SegmentationTrainingPipeline(BaseTaskTrainer):
+    task, model_class = SEGMENTATION, SegmentationModel
+
+
+class SegmentationPredictor(BaseTaskPredictor):
+    """``SegmentationPredictor().predict(user_id)``: the user's segment id, name and confidence."""
+
+    task = SEGMENTATION
+
+    def _lookup(self, user_ids, d, **options):
+        return segment_of(self.client, self.model, user_ids, d)
