@@ -192,6 +192,20 @@ def _refresh_loop(app: FastAPI, stop) -> None:
             log.exception("registry refresh failed; retrying")
 
 
+SERVING_DICTIONARIES = ("dict_user_feature_vectors", "dict_user_recommendations")
+
+
+def _load_dictionaries(app: FastAPI) -> None:
+    """Load the in-memory serving dictionaries at start-up, so the first requests do not wait for them."""
+    for name in SERVING_DICTIONARIES:
+        started = time.perf_counter()
+        try:
+            app.state.client.command(f"SYSTEM RELOAD DICTIONARY {name}")
+            log.info(json.dumps({"event": "dictionary_loaded", "dictionary": name, "s": round(time.perf_counter() - started, 2)}))
+        except Exception as exc:  # an empty or missing dictionary only means lookups go to the tables
+            log.info("serving dictionary %s not loaded: %s", name, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+
+
 def _monitoring_loop(app: FastAPI, stop, interval_s: float, retrain: bool) -> None:
     """Scheduled monitoring (drift on new feature dates, performance once labels are in) every ``interval_s``."""
     from ownlens.ml.monitoring.monitor import monitor_due
@@ -234,6 +248,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
         threads = [threading.Thread(target=_realtime_loop, args=(app, name, stop, realtime_interval_s),
                                     name=f"ownlens-realtime-{name}", daemon=True) for name in realtime or []]
         threads.append(threading.Thread(target=_refresh_loop, args=(app, stop), name="ownlens-registry", daemon=True))
+        threads.append(threading.Thread(target=_load_dictionaries, args=(app,), name="ownlens-dictionaries", daemon=True))
         if monitor_interval_s:
             threads.append(threading.Thread(target=_monitoring_loop, args=(app, stop, monitor_interval_s, retrain_on_alert),
                                             name="ownlens-monitoring", daemon=True))
