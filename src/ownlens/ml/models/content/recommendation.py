@@ -1,14 +1,16 @@
 """Content recommendation: a hybrid of collaborative filtering (NMF) and content-based filtering (seed 003).
 
-For a date D the candidates are the articles published in the 3 days before D (news is read young). Four
+For a date D the candidates are the articles published in the 3 days before D (news is read young). Five
 signals score each user x candidate, all from data before D: NMF co-reading (the user x article matrix of
 the 7 days before D, factorised that day: articles live for days, so the factors are refit per date while
 the blend is what training learns), cosine similarity between the article's content (brand, category,
-topic) and the user's 30-day reading profile (this handles cold start), the article's recent popularity,
-and its freshness. Training picks the blend weights that maximise precision@10 on one date's next-7-day
-reads, then evaluates on a later date next to each signal alone and next to the oracle (the simulator's
-true brand x category reading weights of each user times each article's share of its group's reads).
-Batch recommendations go to customer_recommendations (top 10 per user, already-read articles excluded).
+topic, section = brand x category) and the user's 30-day reading profile (this handles cold start), the
+article's recent popularity, its recency rank within its section ("freshness": readers of a section mostly
+find its newest articles), and "section news", the user's share of reading in the article's section times
+that recency. Training picks the blend weights that maximise precision@10 on one date's next-7-day reads,
+then evaluates on a later date next to each signal alone and next to the oracle (the simulator's true
+brand x category reading weights of each user times each article's share of its group's reads). Batch
+recommendations go to customer_recommendations (top 10 per user, already-read articles excluded).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ if TYPE_CHECKING:  # annotations only
 
 CANDIDATE_DAYS, PROFILE_DAYS, RECENT_DAYS, HORIZON_DAYS, TOP_K = 3, 30, 7, 7, 10
 MAX_CANDIDATES = 2000
-SIGNALS = ("collaborative", "content", "popularity", "freshness")
+SIGNALS = ("collaborative", "content", "popularity", "freshness", "section_news")
 CHUNK_USERS = 10_000  # users scored at once (a chunk x candidates score matrix per signal)
 
 CANDIDATES = """
@@ -94,6 +96,7 @@ class DateContext:
     content: np.ndarray  # candidates x (brands + categories + topics), weighted one-hots, unit rows
     popularity: np.ndarray
     freshness: np.ndarray
+    section: np.ndarray  # each candidate's section (brand x category) index
     item_factors: np.ndarray | None = None  # NMF components (k x candidates)
 
 
@@ -107,16 +110,19 @@ class UserBatch:
 
 
 class HybridRecommender(JsonStateEstimator):
-    """Weighted blend of the four signals; ``fit`` learns the weights on users with known next reads."""
+    """Weighted blend of the five signals; ``fit`` learns the weights on users with known next reads.
+    ``freshness="section"`` ranks recency within the section, ``"age"`` decays with age (``freshness_hours``)."""
 
     fitted_attributes = ("weights_", "grid_scores_")
 
-    def __init__(self, *, n_components=16, brand_weight=0.6, category_weight=1.0, topic_weight=0.5,
-                 freshness_hours=36.0, k=TOP_K, random_state=0):
+    def __init__(self, *, n_components=16, brand_weight=0.6, category_weight=1.0, topic_weight=0.5, section_weight=1.0,
+                 freshness="section", freshness_hours=36.0, k=TOP_K, random_state=0):
         self.n_components = n_components
         self.brand_weight = brand_weight
         self.category_weight = category_weight
         self.topic_weight = topic_weight
+        self.section_weight = section_weight
+        self.freshness = freshness
         self.freshness_hours = freshness_hours
         self.k = k
         self.random_state = random_state
@@ -129,15 +135,23 @@ class HybridRecommender(JsonStateEstimator):
         brands, categories = sorted(cands["brand_id"].unique()), sorted(cands["category_id"].unique())
         topics = sorted(cands["topic"].astype(str).unique())
         rows = np.arange(len(cands))
-        content = np.zeros((len(cands), len(brands) + len(categories) + len(topics)))
-        content[rows, cands["brand_id"].map({b: i for i, b in enumerate(brands)}).to_numpy()] = self.brand_weight
-        content[rows, len(brands) + cands["category_id"].map({c: i for i, c in enumerate(categories)}).to_numpy()] = self.category_weight
-        content[rows, len(brands) + len(categories) + cands["topic"].astype(str).map({t: i for i, t in enumerate(topics)}).to_numpy()] = self.topic_weight
+        nb, nc, nt = len(brands), len(categories), len(topics)
+        b = cands["brand_id"].map({x: i for i, x in enumerate(brands)}).to_numpy()
+        c = cands["category_id"].map({x: i for i, x in enumerate(categories)}).to_numpy()
+        content = np.zeros((len(cands), nb + nc + nt + nb * nc))  # brand, category, topic, section (brand x category)
+        content[rows, b] = self.brand_weight
+        content[rows, nb + c] = self.category_weight
+        content[rows, nb + nc + cands["topic"].astype(str).map({t: i for i, t in enumerate(topics)}).to_numpy()] = self.topic_weight
+        content[rows, nb + nc + nt + b * nc + c] = self.section_weight
         content /= np.linalg.norm(content, axis=1, keepdims=True)
         views = np.log1p(cands["views_1d"].to_numpy(float))
         popularity = views / views.max() if views.max() > 0 else np.zeros(len(views))
-        freshness = np.exp(-cands["age_hours"].to_numpy(float) / self.freshness_hours)
-        return DateContext(d, cands, brands, categories, topics, content, popularity, freshness)
+        if self.freshness == "section":  # readers of a section mostly find its newest articles: recency rank in the section
+            rank = cands.assign(age=cands["age_hours"]).groupby(["brand_id", "category_id"])["age"].rank(method="first")
+            freshness = 1 / rank.to_numpy(float)
+        else:
+            freshness = np.exp(-cands["age_hours"].to_numpy(float) / self.freshness_hours)
+        return DateContext(d, cands, brands, categories, topics, content, popularity, freshness, b * nc + c)
 
     def users(self, client: Client, ctx: DateContext, users_sql: str, params: dict) -> UserBatch:
         vocab = {"brands": ctx.brands, "categories": ctx.categories, "topics": ctx.topics}
@@ -150,8 +164,10 @@ class HybridRecommender(JsonStateEstimator):
         pos = pd.Index(ids)
         nb, nc = len(ctx.brands), len(ctx.categories)
         n = prof["n"].to_numpy(float)
+        nt = len(ctx.topics)
         weights = ((prof["b"] > 0, prof["b"] - 1, self.brand_weight), (prof["c"] > 0, nb + prof["c"] - 1, self.category_weight),
-                   (prof["t"] > 0, nb + nc + prof["t"] - 1, self.topic_weight))
+                   (prof["t"] > 0, nb + nc + prof["t"] - 1, self.topic_weight),
+                   ((prof["b"] > 0) & (prof["c"] > 0), nb + nc + nt + (prof["b"] - 1) * nc + prof["c"] - 1, self.section_weight))
         r, c, v = [], [], []
         for known, column, weight in weights:  # reads outside today's vocabularies add nothing
             known = known.to_numpy()
@@ -185,6 +201,11 @@ class HybridRecommender(JsonStateEstimator):
         n = content.shape[0]
         out = {"content": content, "popularity": np.broadcast_to(ctx.popularity, (n, len(ctx.popularity))),
                "freshness": np.broadcast_to(ctx.freshness, (n, len(ctx.freshness)))}
+        # the user's share of reading in each candidate's section (brand x category) times the candidate's recency there
+        first = len(ctx.brands) + len(ctx.categories) + len(ctx.topics)
+        sections = np.asarray(profile[:, first:].todense())
+        sections /= np.maximum(sections.sum(1, keepdims=True), 1e-12)
+        out["section_news"] = sections[:, ctx.section] * ctx.freshness[None, :]
         if ctx.item_factors is not None:
             recent = batch.recent[rows].astype(np.float64).log1p()
             H = ctx.item_factors
@@ -217,13 +238,13 @@ class HybridRecommender(JsonStateEstimator):
         signals = self.signals(ctx, batch, slice(None))
         grid = (0.0, 0.25, 0.5, 1.0, 2.0)
         scores = {}
-        for cf, pop, fresh in itertools.product(grid, grid, grid):
-            weights = dict(zip(SIGNALS, (cf, 1.0, pop, fresh)))
+        for cf, pop, fresh, news in itertools.product(grid, grid, grid, grid):
+            weights = dict(zip(SIGNALS, (cf, 1.0, pop, fresh, news)))
             top, _ = self.top_k(self.blend(signals, weights), batch.recent)
-            scores[(cf, 1.0, pop, fresh)] = ranking_metrics(top, truth, self.k)["precision_at_k"]
+            scores[(cf, 1.0, pop, fresh, news)] = ranking_metrics(top, truth, self.k)["precision_at_k"]
         best = max(scores, key=lambda w: (scores[w], -sum(w)))
         self.weights_ = np.array(best)
-        self.grid_scores_ = {"best": scores[best], "content_only": scores[(0.0, 1.0, 0.0, 0.0)]}
+        self.grid_scores_ = {"best": scores[best], "content_only": scores[(0.0, 1.0, 0.0, 0.0, 0.0)]}
         return self
 
     def feature_importances(self) -> np.ndarray:
@@ -533,7 +554,7 @@ def stored_dates(client: Client) -> list[date]:
 RECOMMENDATION = TaskModel(
     name="recommendation",
     task="ranking",
-    description="Hybrid article recommendations: NMF co-reading + content similarity + popularity + freshness",
+    description="Hybrid article recommendations: NMF co-reading + content similarity + popularity + section recency and news",
     algorithm="hybrid-nmf-content",
     output_table="customer_recommendations",
     train=train,
