@@ -231,3 +231,38 @@ def test_seed_style_api_for_task_models(trained, labelled, tmp_path):
     assert list(recs["rank"]) == [1, 2, 3, 4, 5] and recs["score"].is_monotonic_decreasing
     ad = AdPlacementPredictor(client=labelled).predict([user, UNKNOWN], feature_date=D1)
     assert list(ad["placement"]) == ["in_article", "in_article"] and list(ad["known_user"]) == [True, False]
+
+
+def test_ab_test_of_two_recommenders(trained, labelled):
+    from ownlens.ml.monitoring import abtest
+    from ownlens.ml.serving.models import ServedModels
+
+    first = trained["recommendation"].model.version
+    second = recommendation.RECOMMENDATION.train(labelled, feature_date=D1, test_date=D1).model.version
+    test = abtest.create(labelled, "recs-ab", "recommendation", first, second, split=0.5, start=D0)
+    try:
+        result = recommendation.recommend_batch(labelled, store.load(labelled, "recommendation", first), D0, ab_test=test)
+        assert result["version"] == f"{first} | {second}"
+        wrong = labelled.command(f"""
+SELECT countIf(model_version != if({abtest.VARIANT_SQL} = 'B', {{b:String}}, {{a:String}})), uniqExact(model_version)
+FROM customer_recommendations WHERE recommendation_date = {{d:Date}}""",
+                                 parameters={"test": test.test_id, "split": 0.5, "a": first, "b": second, "d": D0})
+        assert wrong == ["0", "2"]  # every user got their arm's version, and both arms are there
+        served = ServedModels(labelled)
+        for user in labelled.query("SELECT DISTINCT toString(user_id) FROM customer_recommendations WHERE recommendation_date = {d:Date} "
+                                   "LIMIT 20", parameters={"d": D0}).result_rows:
+            expected = second if abtest.variant(test.test_id, user[0], 0.5) == "B" else first
+            assert served.task("recommendation", user[0]).version == expected
+        results = abtest.analyse(labelled, "recs-ab")
+        assert results["dates"] == [str(D0)] and {a["version"] for a in results["arms"].values()} == {first, second}
+        users = int(labelled.command("SELECT uniqExact(user_id) FROM customer_recommendations WHERE recommendation_date = {d:Date}",
+                                     parameters={"d": D0}))
+        assert sum(a["users"] for a in results["arms"].values()) == users  # only the test's batch, every user once
+        for arm in results["arms"].values():
+            assert 0 < arm["hit_rate"] < 1 and arm["users"] > 100
+        assert 0 <= results["test"]["p_value"] <= 1
+    finally:
+        concluded = abtest.conclude(labelled, "recs-ab")
+    assert concluded.status == "concluded" and concluded.winner in ("A", "B", "none")
+    with pytest.raises(InvalidInput):
+        abtest.create(labelled, "segments-ab", "segmentation", first, second)

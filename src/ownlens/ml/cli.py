@@ -439,9 +439,15 @@ def _predict_task(client, task, trained, d, brand, users, as_json: bool) -> None
         else:
             out.print(frame.to_string(index=False) if not frame.empty else "no such users on that date")
         return
+    from ownlens.ml.monitoring.abtest import AB_TASK_MODELS, running
+
+    options = {}
+    if task.name in AB_TASK_MODELS and (test := running(client, task.name)) is not None:
+        console.print(f"A/B test {test.name} is running: users get {test.version_a} or {test.version_b} by their arm")
+        options["ab_test"] = test
     with _progress() as progress:
         bar = progress.add_task(f"{task.name} for {d}", total=None)
-        result = task.predict_batch(client, trained, d, brand, progress=lambda n: progress.update(bar, completed=n))
+        result = task.predict_batch(client, trained, d, brand, progress=lambda n: progress.update(bar, completed=n), **options)
     _emit(result, as_json, f"{task.name} ({task.output_table})")
 
 
@@ -599,7 +605,7 @@ def monitor(
 @abtest_app.command("create", epilog="Example: ownlens-ml abtest create churn-v2 --model churn --a 1.0.0 --b 1.1.0 --split 0.5 --start 2026-02-02")
 def abtest_create(
     name: str = typer.Argument(..., help="A name for the test."),
-    model: str = typer.Option(..., help="Model name (churn or conversion)."),
+    model: str = typer.Option(..., help="Model name (churn, conversion or recommendation)."),
     a: str = typer.Option(..., "--a", help="Version of variant A (the control)."),
     b: str = typer.Option(..., "--b", help="Version of variant B (the challenger)."),
     split: float = typer.Option(0.5, help="Share of users assigned to B."),
@@ -614,11 +620,12 @@ def abtest_create(
 
 
 def _abtest_table(name: str, results: dict) -> Table:
-    table = Table(title=f"A/B test {name}: labelled dates {', '.join(results['dates'])}")
-    for column in ("variant", "version", "users", "accuracy", "roc_auc", "brier"):
+    table = Table(title=f"A/B test {name}: dates {', '.join(results['dates'])}")
+    columns = [k for k in next(iter(results["arms"].values())) if k != "version"]
+    for column in ("variant", "version", *columns):
         table.add_column(column, justify="right")
     for arm, r in results["arms"].items():
-        table.add_row(arm, r["version"], f"{r['users']:,}", f"{r['accuracy']:.4f}", f"{r['roc_auc']:.4f}", f"{r['brier']:.4f}")
+        table.add_row(arm, r["version"], *[f"{r[c]:,}" if isinstance(r[c], int) else _brief(r[c]) for c in columns])
     return table
 
 

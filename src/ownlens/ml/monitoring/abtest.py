@@ -85,7 +85,13 @@ def create(client: Client, name: str, model: str, version_a: str, version_b: str
     """Register a running test of ``version_b`` against ``version_a`` for ``split`` of the users."""
     from ownlens.ml.registry import store
 
-    get_spec(model)
+    from ownlens.ml.models import TASK_MODELS
+
+    if model in TASK_MODELS and model not in AB_TASK_MODELS:
+        raise InvalidInput(f"A/B tests compare versions of churn, conversion or recommendation; {model} has no outcome "
+                           "per user to compare")
+    if model not in AB_TASK_MODELS:
+        get_spec(model)
     if not 0 < split < 1:
         raise InvalidInput(f"--split must be between 0 and 1 (got {split})")
     if version_a == version_b:
@@ -121,12 +127,69 @@ def _two_proportions(k_a: int, n_a: int, k_b: int, n_b: int) -> dict:
             "prob_a_best": 1 - prob_b, "prob_b_best": prob_b}
 
 
+AB_TASK_MODELS = ("recommendation",)  # task models an A/B test can compare (by what users did with their outputs)
+
+# per arm, over the recommendations its version stored: (user, batch) pairs, those with a recommended article read
+# within 7 days, recommendations, and recommendations read (rows of other versions, e.g. batches before the test, are left out)
+RECOMMENDATION_OUTCOMES = f"""
+SELECT arm, uniqExact(user_id, d), uniqExactIf((user_id, d), read), count(), countIf(read)
+FROM (
+    SELECT {VARIANT_SQL.replace('toString(user_id)', 'toString(r.user_id)')} AS arm, r.user_id AS user_id,
+           r.recommendation_date AS d, r.model_version AS model_version, v.n > 0 AS read
+    FROM customer_recommendations AS r
+    LEFT JOIN (
+        SELECT e.user_id AS user_id, e.article_id AS article_id, w.d AS d, count() AS n
+        FROM editorial_content_events AS e
+        CROSS JOIN (SELECT arrayJoin({{dates:Array(Date)}}) AS d) AS w
+        WHERE e.event_type = 'article_view' AND e.event_timestamp >= w.d AND e.event_timestamp < w.d + 7
+          AND e.event_timestamp >= arrayMin({{dates:Array(Date)}}) AND e.event_timestamp < arrayMax({{dates:Array(Date)}}) + 7
+        GROUP BY user_id, article_id, d
+    ) AS v ON v.user_id = r.user_id AND v.article_id = r.article_id AND v.d = r.recommendation_date
+    WHERE r.recommendation_date IN {{dates:Array(Date)}}
+)
+WHERE model_version = if(arm = 'B', {{version_b:String}}, {{version_a:String}})
+GROUP BY arm ORDER BY arm
+SETTINGS join_use_nulls = 0
+"""
+
+
+def _analyse_recommendations(client: Client, test: ABTest, dates: list[date] | None) -> dict:
+    """Each arm's users who read at least one article recommended to them within 7 days, per batch date."""
+    if not dates:  # the batches made under the test (holding both arms) whose 7 days of reading have passed
+        rows = client.query("SELECT recommendation_date FROM customer_recommendations WHERE recommendation_date >= {s:Date} "
+                            "AND recommendation_date + 7 <= (SELECT max(toDate(event_timestamp)) FROM editorial_content_events) "
+                            "GROUP BY recommendation_date HAVING countIf(model_version = {a:String}) > 0 AND "
+                            "countIf(model_version = {b:String}) > 0 ORDER BY 1",
+                            parameters={"s": test.start, "a": test.version_a, "b": test.version_b}).result_rows
+        dates = [r[0] for r in rows if test.end is None or r[0] <= test.end]
+    if not dates:
+        raise NotFound(f"no recommendation batch made under the test since {test.start} with 7 days of reading after it yet: "
+                       "run `ownlens-ml predict recommendation` while the test runs, and wait a week")
+    found = {arm: rest for arm, *rest in client.query(RECOMMENDATION_OUTCOMES, parameters={
+        "test": test.test_id, "split": test.split, "dates": dates, "version_a": test.version_a,
+        "version_b": test.version_b}).result_rows}
+    out = {"dates": [str(d) for d in dates], "outcome": "users (per batch) who read a recommended article within 7 days", "arms": {}}
+    counts = {}
+    for arm, version in (("A", test.version_a), ("B", test.version_b)):
+        if arm not in found:
+            raise NotFound(f"variant {arm} ({version}) stored no recommendations on {[str(d) for d in dates]}: run "
+                           "`ownlens-ml predict recommendation` while the test runs (it stores each user's arm)")
+        users, users_hit, recommended, hits = found[arm]
+        counts[arm] = (int(users_hit), int(users))
+        out["arms"][arm] = {"version": version, "users": int(users),
+                            "hit_rate": users_hit / users, "precision_at_k": hits / recommended if recommended else None}
+    out["test"] = _two_proportions(*counts["A"], *counts["B"])
+    return out
+
+
 def analyse(client: Client, name: str, dates: list[date] | None = None) -> dict:
     """Outcomes of each arm on the labelled feature dates since the test started, and the significance."""
     from ownlens.ml.models.data import labelled_dates, training_frame
     from ownlens.ml.registry import store
 
     test = get(client, name)
+    if test.model in AB_TASK_MODELS:
+        return _analyse_recommendations(client, test, dates)
     spec = get_spec(test.model)
     if spec.task != "binary" or spec.source is not None:
         raise InvalidInput(f"A/B analysis covers the user classifiers (churn, conversion); {test.model} is not one")

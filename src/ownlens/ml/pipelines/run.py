@@ -157,8 +157,11 @@ def _task_model(client: Client, task: TaskModel, scoring_date: date, reports_dir
     if promoted:
         store.promote(client, task.name, result.model.version)
     report = write_task_report(task, result, reports_dir / "models" / task.name / str(result.model.version))
+    from ownlens.ml.monitoring.abtest import AB_TASK_MODELS, running
+
     served = store.load(client, task.name, "production")
-    stored_batch = task.predict_batch(client, served, scoring_date)
+    test = running(client, task.name) if task.name in AB_TASK_MODELS else None
+    stored_batch = task.predict_batch(client, served, scoring_date, **({"ab_test": test} if test else {}))
     return {"version": result.model.version, "promoted": promoted, "production": served.version, "metric": key,
             "value": new, "oracle": (result.oracle_metrics or {}).get(key), "test_rows": result.split["test_rows"],
             "predictions": stored_batch["rows"], "prediction_table": task.output_table, "report": str(report)}

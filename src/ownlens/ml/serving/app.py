@@ -403,7 +403,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
         from ownlens.ml.models.content import recommendation as rec
 
         client = models.client
-        model = models.task("recommendation")
+        model = models.task("recommendation", user)
         if d is None:
             d = answers.get("latest-feature-date")
             if d is None:
@@ -456,7 +456,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
 
         user = as_uuid(user_id)
         models = request.app.state.models
-        model = models.task("segmentation")
+        model = models.task("segmentation", user)
         d = feature_date or latest_feature_date(models.client)
         rows = segment_of(models.client, model, [user], d)
         if rows.empty:
@@ -475,7 +475,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
 
         user = as_uuid(user_id)
         models = request.app.state.models
-        model = models.task("ad_placement")
+        model = models.task("ad_placement", user)
         if device is not None and device not in model.estimator.contexts_:
             raise InvalidInput(f"unknown device {device!r}: use one of {', '.join(model.estimator.contexts_)}")
         d = feature_date or latest_feature_date(models.client)

@@ -27,7 +27,8 @@ class ServedModels:
         self._routes: dict[str, tuple[str, abtest.ABTest | None]] = {}  # name -> (production version, running test)
         self._scorers: dict[tuple[str, str], Scorer] = {}
         self._checked: dict[str, float] = {}
-        self._tasks: dict[str, tuple[TrainedModel, float]] = {}  # task model name -> (production model, checked at)
+        # task model name -> (loaded versions, production version, running A/B test, checked at)
+        self._tasks: dict[str, tuple[dict[str, TrainedModel], str, abtest.ABTest | None, float]] = {}
         self._lock = threading.Lock()
 
     def _production_version(self, name: str) -> str:
@@ -82,23 +83,29 @@ class ServedModels:
         for name in list(self._routes):
             self.scorer(name)
 
-    def task(self, name: str) -> TrainedModel:
-        """The production version of a task model (segmentation, recommendation, ad_placement), re-checked
-        against the registry when the last check is older than REGISTRY_TTL_S."""
+    def task(self, name: str, user_id: str | None = None) -> TrainedModel:
+        """The version of a task model (segmentation, recommendation, ad_placement) serving ``user_id``: production,
+        or their arm's while an A/B test runs; re-checked against the registry every REGISTRY_TTL_S."""
         now = time.monotonic()
         with self._lock:
             entry = self._tasks.get(name)
-            if entry is None or now - entry[1] >= REGISTRY_TTL_S:
-                version = self._production_version(name)
-                model = entry[0] if entry is not None and entry[0].version == version else store.load(self.client, name, version)
-                self._tasks[name] = entry = (model, now)
-            return entry[0]
+            if entry is None or now - entry[3] >= REGISTRY_TTL_S:
+                version, test = self._production_version(name), abtest.running(self.client, name)
+                loaded = entry[0] if entry is not None else {}
+                needed = {version} | ({test.version_a, test.version_b} if test else set())
+                models = {v: loaded.get(v) or store.load(self.client, name, v) for v in needed}
+                self._tasks[name] = entry = (models, version, test, now)
+            models, version, test = entry[0], entry[1], entry[2]
+            if test is not None and user_id is not None:
+                version = test.version_b if abtest.variant(test.test_id, user_id, test.split) == "B" else test.version_a
+            return models[version]
 
     def loaded(self) -> dict[str, str]:
         out = {}
         for name, (version, test) in self._routes.items():
             out[name] = f"A/B {test.name}: {test.version_a} | {test.version_b}" if test else version
-        out.update({name: model.version for name, (model, _) in self._tasks.items()})
+        for name, (_, version, test, _) in self._tasks.items():
+            out[name] = f"A/B {test.name}: {test.version_a} | {test.version_b}" if test else version
         return out
 
 

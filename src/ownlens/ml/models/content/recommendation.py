@@ -15,7 +15,6 @@ recommendations go to customer_recommendations (top 10 per user, already-read ar
 
 from __future__ import annotations
 
-import itertools
 import time
 import uuid
 from dataclasses import dataclass
@@ -233,18 +232,27 @@ class HybridRecommender(JsonStateEstimator):
         top = np.take_along_axis(top, order, 1)
         return top, np.take_along_axis(scores, top, 1)
 
-    def fit(self, ctx: DateContext, batch: UserBatch, truth: sparse.csr_matrix):
-        """Grid-search the blend weights (content fixed at 1) for precision@k on ``truth`` (later reads)."""
+    def fit(self, ctx: DateContext, batch: UserBatch, truth: sparse.csr_matrix, rounds: int = 2):
+        """Learn the blend weights (content fixed at 1) for precision@k on ``truth`` (later reads): coordinate ascent,
+        each other signal's weight in turn picked from a grid with the rest held, ``rounds`` times over."""
         signals = self.signals(ctx, batch, slice(None))
         grid = (0.0, 0.25, 0.5, 1.0, 2.0)
-        scores = {}
-        for cf, pop, fresh, news in itertools.product(grid, grid, grid, grid):
-            weights = dict(zip(SIGNALS, (cf, 1.0, pop, fresh, news)))
-            top, _ = self.top_k(self.blend(signals, weights), batch.recent)
-            scores[(cf, 1.0, pop, fresh, news)] = ranking_metrics(top, truth, self.k)["precision_at_k"]
-        best = max(scores, key=lambda w: (scores[w], -sum(w)))
+        scores: dict[tuple, float] = {}
+
+        def score(weights: tuple) -> float:
+            if weights not in scores:
+                top, _ = self.top_k(self.blend(signals, dict(zip(SIGNALS, weights))), batch.recent)
+                scores[weights] = ranking_metrics(top, truth, self.k)["precision_at_k"] or 0.0
+            return scores[weights]
+
+        best = tuple(1.0 if s == "content" else 0.0 for s in SIGNALS)
+        for _ in range(rounds):
+            for i, name in enumerate(SIGNALS):
+                if name != "content":
+                    best = max((best[:i] + (g,) + best[i + 1:] for g in grid), key=lambda w: (score(w), -sum(w)))
         self.weights_ = np.array(best)
-        self.grid_scores_ = {"best": scores[best], "content_only": scores[(0.0, 1.0, 0.0, 0.0, 0.0)]}
+        self.grid_scores_ = {"best": scores[best], "content_only": score(tuple(1.0 if s == "content" else 0.0 for s in SIGNALS)),
+                             "evaluated": len(scores)}
         return self
 
     def feature_importances(self) -> np.ndarray:
@@ -406,53 +414,71 @@ def _prepared(client: Client, model: TrainedModel, d: date) -> DateContext:
     return est.fit_factors(ctx, _matrix(everyone, pos, len(pos), len(ctx.candidates)))
 
 
-def recommend_batch(client: Client, model: TrainedModel, d, brand_id=None, progress=None, batch_users: int = 100_000) -> dict:
+def recommend_batch(client: Client, model: TrainedModel, d, brand_id=None, progress=None, batch_users: int = 100_000,
+                    ab_test=None) -> dict:
     """Top-10 recommendations for every user of ``d`` (of the brand, if given) into customer_recommendations,
-    replacing that date's rows (of that brand)."""
+    replacing that date's rows (of that brand). With a running ``ab_test`` (monitoring.abtest.ABTest) each user
+    gets their arm's version instead of ``model``, and each row names the version that made it."""
     t0 = time.perf_counter()
     d = as_date(d) if d else latest_feature_date(client)
-    est = model.estimator
-    ctx = _prepared(client, model, d)
     params: dict = {"d": d}
     where = brand_filter(client, brand_id, params)
+    passes = [(model, "")]
+    if ab_test is not None:
+        from ownlens.ml.monitoring.abtest import VARIANT_SQL
+        from ownlens.ml.registry import store
+
+        params |= {"test": ab_test.test_id, "split": ab_test.split}
+        arm_sql = f" AND {VARIANT_SQL.replace('toString(user_id)', 'toString(uf.user_id)')} = "
+        passes = [(store.load(client, RECOMMENDATION.name, v), arm_sql + f"{{arm{arm}:String}}")
+                  for arm, v in (("A", ab_test.version_a), ("B", ab_test.version_b))]
+        params |= {"armA": "A", "armB": "B"}
     total = int(client.command(f"SELECT count() FROM customer_user_features AS uf WHERE uf.feature_date = {{d:Date}}{where}",
                                parameters=params))
     if total == 0:
         raise NotFound(f"no user features on {d}" + (f" for brand {brand_id}" if brand_id else "") +
                        f": run `ownlens-ml features build --date {d}` first")
     raw = f"_recs_{uuid.uuid4().hex[:12]}"
-    client.command(f"CREATE TABLE {raw} (user_id String, item UInt16, rank UInt16, score Float64) ENGINE = MergeTree ORDER BY tuple()")
-    parts, done = max(1, -(-total // batch_users)), 0
+    client.command(f"CREATE TABLE {raw} (user_id String, item UInt16, rank UInt16, score Float64, pass_no UInt8) "
+                   "ENGINE = MergeTree ORDER BY tuple()")
+    parts, done, candidates = max(1, -(-total // batch_users)), 0, None
     try:
-        for part in range(parts):
-            users_sql = USERS.replace("{where}", where)
-            batch = est.users(client, ctx, users_sql, {**params, "parts": parts, "part": part})
-            for start in range(0, len(batch.user_ids), CHUNK_USERS):
-                rows = slice(start, start + CHUNK_USERS)
-                top, scores = est.top_k(est.blend(est.signals(ctx, batch, rows)), batch.recent[rows])
-                n, k = top.shape
-                finite = np.isfinite(scores).ravel()
-                client.insert_arrow(raw, pa.table({
-                    "user_id": pa.array(np.repeat(batch.user_ids[rows], k)[finite]),
-                    "item": pa.array(top.ravel()[finite].astype(np.uint16)),
-                    "rank": pa.array(np.tile(np.arange(1, k + 1, dtype=np.uint16), n)[finite]),
-                    "score": pa.array(scores.ravel()[finite])}))
-            done += len(batch.user_ids)
-            if progress:
-                progress(done)
-        write = {**params, "candidates": ctx.candidates["article_id"].tolist(), "version": model.version or "unregistered",
-                 "model_id": model.model_id or "", "algorithm": RECOMMENDATION.algorithm}
+        for number, (m, arm_where) in enumerate(passes):
+            est, ctx = m.estimator, _prepared(client, m, d)
+            if candidates is not None and ctx.candidates["article_id"].tolist() != candidates:
+                raise RuntimeError("the candidates of one date differ between passes")  # a query is not deterministic
+            candidates = ctx.candidates["article_id"].tolist()
+            for part in range(parts):
+                users_sql = USERS.replace("{where}", where + arm_where)
+                batch = est.users(client, ctx, users_sql, {**params, "parts": parts, "part": part})
+                for start in range(0, len(batch.user_ids), CHUNK_USERS):
+                    rows = slice(start, start + CHUNK_USERS)
+                    top, scores = est.top_k(est.blend(est.signals(ctx, batch, rows)), batch.recent[rows])
+                    n, k = top.shape
+                    finite = np.isfinite(scores).ravel()
+                    client.insert_arrow(raw, pa.table({
+                        "user_id": pa.array(np.repeat(batch.user_ids[rows], k)[finite]),
+                        "item": pa.array(top.ravel()[finite].astype(np.uint16)),
+                        "rank": pa.array(np.tile(np.arange(1, k + 1, dtype=np.uint16), n)[finite]),
+                        "score": pa.array(scores.ravel()[finite]),
+                        "pass_no": pa.array(np.full(int(finite.sum()), number, np.uint8))}))
+                done += len(batch.user_ids)
+                if progress:
+                    progress(done)
+        write = {**params, "candidates": candidates, "algorithm": RECOMMENDATION.algorithm,
+                 "versions": [m.version or "unregistered" for m, _ in passes], "model_ids": [m.model_id or "" for m, _ in passes]}
         keep = "recommendation_date = {d:Date}" + where.replace("uf.brand_id = {brand:UUID}", "brand_id != {brand:UUID}") if brand_id else None
         rows = replace_partition(client, "customer_recommendations", d, f"""
 SELECT toUUID(r.user_id), {{d:Date}}, uf.brand_id, {{candidates:Array(UUID)}}[r.item + 1], r.rank, r.score, {{algorithm:String}},
-       toUUIDOrNull({{model_id:String}}), {{version:String}}, now()
+       toUUIDOrNull({{model_ids:Array(String)}}[r.pass_no + 1]), {{versions:Array(String)}}[r.pass_no + 1], now()
 FROM {raw} AS r INNER JOIN (SELECT user_id, brand_id FROM customer_user_features WHERE feature_date = {{d:Date}}) AS uf
   ON uf.user_id = toUUID(r.user_id)""", write, keep=keep)
     finally:
         client.command(f"DROP TABLE IF EXISTS {raw}")
     reload_if_loaded(client, "dict_user_recommendations")
     seconds = time.perf_counter() - t0
-    return {"model": RECOMMENDATION.name, "version": model.version, "date": str(d), "users": done, "rows": rows,
+    version = " | ".join(m.version or "unregistered" for m, _ in passes)
+    return {"model": RECOMMENDATION.name, "version": version, "date": str(d), "users": done, "rows": rows,
             "seconds": round(seconds, 3), "table": RECOMMENDATION.output_table}
 
 
