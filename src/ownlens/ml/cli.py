@@ -485,16 +485,21 @@ def models_list(
     rows = store.versions(_connect(dsn), name)
     if name and rows.empty:
         _spec(name)  # an unknown name gets the clear error
+    from ownlens.ml.models import MODELS, TASK_MODELS
+
     records = []
     for _, r in rows.iterrows():
         metrics = json.loads(r["metrics"] or "{}")
+        known = MODELS.get(r["model_name"]) or TASK_MODELS.get(r["model_name"])
+        key = known.primary_metric if known else "roc_auc"
         records.append({"model": r["model_name"], "version": r["model_version"], "stage": r["stage"], "algorithm": r["algorithm"],
-                        "roc_auc": metrics.get("roc_auc"), "r2": metrics.get("r2"), "created_at": str(r["created_at"])})
+                        "metric": key, "value": metrics.get(key), "oracle": (metrics.get("oracle") or {}).get(key),
+                        "created_at": str(r["created_at"])})
     if as_json:
         out.print_json(json.dumps(_rounded(records)))
         return
     table = Table(title="registered models")
-    for column in ("model", "version", "stage", "algorithm", "roc_auc", "r2", "created_at"):
+    for column in ("model", "version", "stage", "algorithm", "metric", "value", "oracle", "created_at"):
         table.add_column(column)
     for r in records:
         table.add_row(*["" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)) for v in r.values()])
