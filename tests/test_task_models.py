@@ -164,6 +164,12 @@ SELECT countIf((r.user_id, r.article_id) IN (SELECT user_id, article_id FROM edi
 FROM customer_recommendations AS r WHERE r.recommendation_date = {d:Date}""", parameters={"d": D0})
     found = monitor_task(labelled, recommendation.RECOMMENDATION, D0).performance
     assert found["realised_precision_at_k"] == pytest.approx(float(hits)) and 0 < found["realised_hit_rate_at_k"] < 1
+    seg = store.load(labelled, "segmentation", "production")
+    for d in (D0, D1):
+        segmentation.assign(labelled, seg, d)
+    moved = monitor_task(labelled, segmentation.SEGMENTATION, D1)
+    assert moved.reference == D0 and moved.prediction_drift.psi >= 0 and moved.prediction_drift.status in ("ok", "warning", "alert")
+    assert sum(moved.performance.values()) == pytest.approx(1.0)  # the segment shares of D1
     ads = {(m, f): v for m, f, v in labelled.query("SELECT metric_name, feature_name, metric_value FROM ml_model_monitoring "
                                                     "WHERE model_name = 'ad_placement' AND monitoring_date = {d:Date}",
                                                     parameters={"d": D0}).result_rows}

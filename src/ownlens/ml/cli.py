@@ -551,7 +551,8 @@ def models_rollback(
 @app.command(epilog="Examples: ownlens-ml monitor churn --date 2026-03-09\n\nownlens-ml monitor churn --date 2026-03-09 --reference 2026-02-09 --json")
 def monitor(
     model: str = typer.Argument(..., help="Model name: churn, conversion or engagement (drift and performance); "
-                                          "recommendation or ad_placement (realised performance of stored outputs)."),
+                                          "recommendation, ad_placement or segmentation (realised performance or "
+                                          "segment shares of stored outputs)."),
     current: Optional[str] = typer.Option(None, "--date", help="Date to check (default: the latest feature date)."),
     reference: Optional[str] = typer.Option(None, help="Date to compare with (default: the end of the production version's training window)."),
     fail_on_alert: bool = typer.Option(False, help="Exit with code 1 when anything drifted past the alert threshold."),
@@ -574,7 +575,9 @@ def monitor(
         if as_json:
             out.print_json(json.dumps(_rounded(found.to_dict()), default=str))
         else:
-            _emit({"version": found.version, **found.performance}, False, f"{model} realised on {d} (written to ml_model_monitoring)")
+            drift = found.prediction_drift
+            moved = {"compared_with": str(found.reference), "shares_psi": drift.psi, "status": drift.status} if drift else {}
+            _emit({"version": found.version, **moved, **found.performance}, False, f"{model} on {d} (written to ml_model_monitoring)")
         return
     spec = _spec(model)
     d = parse_date(current, "--date") or latest_feature_date(client)

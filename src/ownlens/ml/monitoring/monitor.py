@@ -198,11 +198,13 @@ def monitor_task(client: Client, task, d: date) -> MonitoringReport | None:
     found = task.realised(client, d)
     if found is None:
         return None
-    version = found.pop("model_version")
-    report = MonitoringReport(task.name, version, d, None, performance={k: float(v) for k, v in found.items()})
+    version, drift, reference = found.pop("model_version"), found.pop("prediction_drift", None), found.pop("reference", None)
+    report = MonitoringReport(task.name, version, d, reference, prediction_drift=drift,
+                              performance={k: float(v) for k, v in found.items()})
     row = client.query("SELECT any(model_id) FROM ml_model_registry FINAL WHERE model_name = {m:String} AND model_version = {v:String}",
                        parameters={"m": task.name, "v": version}).result_rows
     _write(client, report, row[0][0] if row and row[0][0] else None)
+    _alert(report)
     return report
 
 

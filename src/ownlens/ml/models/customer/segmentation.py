@@ -415,6 +415,37 @@ def plots(result, plt) -> list[tuple[str, str]]:
     return out
 
 
+def realised(client: Client, d: date) -> dict:
+    """How the users' segments of ``d`` moved since the previous assignment date of the same version: the segment
+    shares' drift (PSI, JS; computed in ClickHouse) as ``prediction_drift``, and each segment's share."""
+    from ownlens.ml.monitoring.drift import column_drift
+
+    version = client.command("SELECT any(model_version) FROM customer_user_segment_assignments WHERE assignment_date = {d:Date}",
+                             parameters={"d": d})
+    if not version:
+        raise NotFound(f"no segment assignments for {d}: run `ownlens-ml predict segmentation --date {d}` first")
+    params = {"d": d, "v": version}
+    shares = client.query("SELECT s.segment_name, count() / (SELECT count() FROM customer_user_segment_assignments "
+                          "WHERE assignment_date = {d:Date} AND model_version = {v:String}) FROM customer_user_segment_assignments AS a "
+                          "INNER JOIN (SELECT segment_id, any(segment_name) AS segment_name FROM customer_user_segments FINAL "
+                          "GROUP BY segment_id) AS s ON s.segment_id = a.segment_id "
+                          "WHERE a.assignment_date = {d:Date} AND a.model_version = {v:String} GROUP BY s.segment_name",
+                          parameters=params).result_rows
+    out: dict = {"model_version": version, **{f"segment_share:{name}": float(share) for name, share in shares}}
+    reference = client.command("SELECT max(assignment_date) FROM customer_user_segment_assignments WHERE assignment_date < {d:Date} "
+                               "AND model_version = {v:String}", parameters=params)
+    if reference and str(reference) != "1970-01-01":
+        values = ("SELECT toString(segment_id) AS v, assignment_date = {ref:Date} AS is_ref FROM customer_user_segment_assignments "
+                  "WHERE assignment_date IN ({ref:Date}, {d:Date}) AND model_version = {v:String}")
+        out["prediction_drift"] = column_drift(client, values, {**params, "ref": as_date(reference)}, "segment", "categorical")
+        out["reference"] = as_date(reference)
+    return out
+
+
+def stored_dates(client: Client) -> list[date]:
+    return [r[0] for r in client.query("SELECT DISTINCT assignment_date FROM customer_user_segment_assignments ORDER BY 1").result_rows]
+
+
 SEGMENTATION = TaskModel(
     name="segmentation",
     task="clustering",
@@ -425,6 +456,8 @@ SEGMENTATION = TaskModel(
     predict_batch=assign,
     primary_metric="silhouette",
     plots=plots,
+    realised=realised,
+    stored_dates=stored_dates,
 )
 
 
