@@ -43,6 +43,7 @@ CANDIDATE_DAYS, PROFILE_DAYS, RECENT_DAYS, HORIZON_DAYS, TOP_K = 3, 30, 7, 7, 10
 MAX_CANDIDATES = 2000
 SIGNALS = ("collaborative", "content", "popularity", "freshness", "section_news")
 CHUNK_USERS = 10_000  # users scored at once (a chunk x candidates score matrix per signal)
+NMF_MAX_USERS = 50_000  # readers sampled for the date's NMF
 
 CANDIDATES = """
 SELECT toString(a.article_id) AS article_id, a.brand_id AS brand_id, a.category_id AS category_id, a.topic AS topic,
@@ -62,24 +63,30 @@ SELECT uf.user_id FROM customer_user_features AS uf
 WHERE uf.feature_date = {d:Date} AND cityHash64(uf.user_id) % {parts:UInt64} = {part:UInt64}{where}
 """
 
+# the users of a query numbered 0..n-1 in user_id order: rows come back as these numbers, not as text ids
+NUMBERED = "SELECT user_id, toUInt32(row_number() OVER (ORDER BY user_id) - 1) AS i FROM ({users})"
+
 # reading profile: views per (user, brand, category, topic) in the 30 days before D, as indexes of the vocabularies
-PROFILE = """
-SELECT toString(e.user_id) AS user_id, indexOf({brands:Array(UUID)}, e.brand_id) AS b,
-       indexOf({categories:Array(UUID)}, assumeNotNull(e.category_id)) AS c, indexOf({topics:Array(String)}, a.topic) AS t, count() AS n
+PROFILE = f"""
+SELECT u.i AS i, indexOf({{brands:Array(UUID)}}, e.brand_id) AS b,
+       indexOf({{categories:Array(UUID)}}, assumeNotNull(e.category_id)) AS c, indexOf({{topics:Array(String)}}, a.topic) AS t,
+       count() AS n
 FROM editorial_content_events AS e
+INNER JOIN ({NUMBERED}) AS u ON u.user_id = e.user_id
 LEFT JOIN (SELECT article_id, topic FROM editorial_articles FINAL) AS a ON a.article_id = e.article_id
-WHERE e.event_type = 'article_view' AND e.event_timestamp >= {d:Date} - {profile_days:UInt32} AND e.event_timestamp < {d:Date}
-  AND e.user_id IN ({users})
-GROUP BY user_id, b, c, t
+WHERE e.event_type = 'article_view' AND e.event_timestamp >= {{d:Date}} - {{profile_days:UInt32}} AND e.event_timestamp < {{d:Date}}
+  AND e.user_id IN ({{users}})
+GROUP BY i, b, c, t
 """
 
 # views of the candidates in a window: [D - recent_days, D) for co-reading, [D, D + horizon) for evaluation
-READS = """
-SELECT toString(e.user_id) AS user_id, indexOf({candidates:Array(UUID)}, e.article_id) AS item, count() AS n
+READS = f"""
+SELECT u.i AS i, indexOf({{candidates:Array(UUID)}}, e.article_id) AS item, count() AS n
 FROM editorial_content_events AS e
-WHERE e.event_type = 'article_view' AND e.event_timestamp >= {start:Date} AND e.event_timestamp < {end:Date}
-  AND e.article_id IN {candidates:Array(UUID)} AND e.user_id IN ({users})
-GROUP BY user_id, item
+INNER JOIN ({NUMBERED}) AS u ON u.user_id = e.user_id
+WHERE e.event_type = 'article_view' AND e.event_timestamp >= {{start:Date}} AND e.event_timestamp < {{end:Date}}
+  AND e.article_id IN {{candidates:Array(UUID)}} AND e.user_id IN ({{users}})
+GROUP BY i, item
 """
 
 
@@ -154,34 +161,34 @@ class HybridRecommender(JsonStateEstimator):
 
     def users(self, client: Client, ctx: DateContext, users_sql: str, params: dict) -> UserBatch:
         vocab = {"brands": ctx.brands, "categories": ctx.categories, "topics": ctx.topics}
-        prof = query_frame(client, PROFILE.replace("{users}", users_sql),
-                           {**params, **vocab, "d": ctx.d, "profile_days": PROFILE_DAYS})
+        ids = query_frame(client, f"SELECT toString(q.user_id) AS id FROM ({users_sql}) AS q ORDER BY q.user_id", params)["id"]
+        ids = ids.to_numpy(str)  # row i of every matrix below is user ids[i] (NUMBERED's order: by the UUID, not its text)
+        prof = query_frame(client, PROFILE.replace("{users}", users_sql), {**params, **vocab, "d": ctx.d, "profile_days": PROFILE_DAYS})
         start = pd.Timestamp(ctx.d) - pd.Timedelta(days=RECENT_DAYS)
         recent = reads(client, ctx, users_sql, params, start, pd.Timestamp(ctx.d))
-        ids = np.unique(np.concatenate([prof["user_id"].to_numpy(str), recent["user_id"].to_numpy(str),
-                                        query_frame(client, f"SELECT toString(user_id) AS user_id FROM ({users_sql})", params)["user_id"].to_numpy(str)]))
-        pos = pd.Index(ids)
-        nb, nc = len(ctx.brands), len(ctx.categories)
-        n = prof["n"].to_numpy(float)
-        nt = len(ctx.topics)
-        weights = ((prof["b"] > 0, prof["b"] - 1, self.brand_weight), (prof["c"] > 0, nb + prof["c"] - 1, self.category_weight),
-                   (prof["t"] > 0, nb + nc + prof["t"] - 1, self.topic_weight),
-                   ((prof["b"] > 0) & (prof["c"] > 0), nb + nc + nt + (prof["b"] - 1) * nc + prof["c"] - 1, self.section_weight))
+        nb, nc, nt = len(ctx.brands), len(ctx.categories), len(ctx.topics)
+        row, n = prof["i"].to_numpy().astype(np.int64), prof["n"].to_numpy(float)
+        b, c_, t = (prof[k].to_numpy().astype(np.int64) for k in ("b", "c", "t"))
+        weights = ((b > 0, b - 1, self.brand_weight), (c_ > 0, nb + c_ - 1, self.category_weight),
+                   (t > 0, nb + nc + t - 1, self.topic_weight),
+                   ((b > 0) & (c_ > 0), nb + nc + nt + (b - 1) * nc + c_ - 1, self.section_weight))
         r, c, v = [], [], []
         for known, column, weight in weights:  # reads outside today's vocabularies add nothing
-            known = known.to_numpy()
-            r.append(pos.get_indexer(prof["user_id"].to_numpy(str)[known]))
-            c.append(column.to_numpy()[known])
+            r.append(row[known])
+            c.append(column[known])
             v.append(n[known] * weight)
         profile = sparse.csr_matrix((np.concatenate(v), (np.concatenate(r), np.concatenate(c))),
                                     shape=(len(ids), ctx.content.shape[1]))
-        return UserBatch(ids, profile, _matrix(recent, pos, len(ids), len(ctx.candidates)))
+        return UserBatch(ids, profile, _matrix(recent, len(ids), len(ctx.candidates)))
 
     def fit_factors(self, ctx: DateContext, recent: sparse.csr_matrix) -> DateContext:
         """NMF on the recent user x candidate reads (users who read any), giving ``ctx.item_factors``."""
         from sklearn.decomposition import NMF
 
         active = recent[np.asarray(recent.sum(1)).ravel() > 0]
+        if active.shape[0] > NMF_MAX_USERS:  # the item factors settle long before every reader is in
+            rng = np.random.default_rng(self.random_state)
+            active = active[np.sort(rng.choice(active.shape[0], NMF_MAX_USERS, replace=False))]
         k = min(self.n_components, active.shape[0] - 1, active.shape[1] - 1)
         if k < 2 or active.nnz < 10:
             ctx.item_factors = None
@@ -260,17 +267,24 @@ class HybridRecommender(JsonStateEstimator):
         return w / w.sum() if w.sum() else w
 
 
-def _matrix(frame: pd.DataFrame, pos: pd.Index, n_users: int, n_items: int) -> sparse.csr_matrix:
-    """(user_id, item (1-based, 0 = not a candidate), n) rows as a users x candidates count matrix; ``pos``: the users."""
-    frame = frame[(frame["item"] > 0) & frame["user_id"].isin(pos)]
-    rows = pos.get_indexer(frame["user_id"].to_numpy(str))
-    return sparse.csr_matrix((frame["n"].to_numpy(float), (rows, frame["item"].to_numpy().astype(np.int64) - 1)),
+def _matrix(frame: pd.DataFrame, n_users: int, n_items: int) -> sparse.csr_matrix:
+    """(i = user number, item (1-based, 0 = not a candidate), n) rows as a users x candidates count matrix."""
+    frame = frame[frame["item"] > 0]
+    return sparse.csr_matrix((frame["n"].to_numpy(float), (frame["i"].to_numpy().astype(np.int64), frame["item"].to_numpy().astype(np.int64) - 1)),
                              shape=(n_users, n_items))
 
 
 def reads(client: Client, ctx: DateContext, users_sql: str, params: dict, start, end) -> pd.DataFrame:
+    """(i, item, n): views of the candidates between ``start`` and ``end`` by the users of ``users_sql``, numbered."""
     return query_frame(client, READS.replace("{users}", users_sql), {**params, "candidates": ctx.candidates["article_id"].tolist(),
-                                                               "start": start.date(), "end": end.date()})
+                                                                   "start": start.date(), "end": end.date()})
+
+
+def _everyone(client: Client, ctx: DateContext, d: date) -> sparse.csr_matrix:
+    """Reads of the candidates in the week before ``d`` by every user with features that day (for the NMF)."""
+    everyone = "SELECT user_id FROM customer_user_features WHERE feature_date = {d:Date}"
+    frame = reads(client, ctx, everyone, {"d": d}, pd.Timestamp(d) - pd.Timedelta(days=RECENT_DAYS), pd.Timestamp(d))
+    return _matrix(frame, int(frame["i"].max()) + 1 if len(frame) else 0, len(ctx.candidates))
 
 
 def ranking_metrics(top: np.ndarray, truth: sparse.csr_matrix, k: int) -> dict:
@@ -308,13 +322,9 @@ def _evaluation_set(client: Client, est: HybridRecommender, d: date, brand_id, s
     if len(batch.user_ids) == 0:
         raise NotFound(f"no user read any of {d}'s candidate articles in the {HORIZON_DAYS} days after it: "
                        "pick an earlier date with a week of data after it")
-    full = {"d": d}  # the factors come from every reader of the week before D, not just the sample
-    all_users = "SELECT user_id FROM customer_user_features WHERE feature_date = {d:Date}"
-    everyone = reads(client, ctx, all_users, full, pd.Timestamp(d) - pd.Timedelta(days=RECENT_DAYS), pd.Timestamp(d))
-    pos_all = pd.Index(everyone["user_id"].unique())
-    est.fit_factors(ctx, _matrix(everyone, pos_all, len(pos_all), len(ctx.candidates)))
+    est.fit_factors(ctx, _everyone(client, ctx, d))  # from every reader of the week before D, not just the sample
     later = reads(client, ctx, users_sql, params, pd.Timestamp(d), pd.Timestamp(d) + pd.Timedelta(days=HORIZON_DAYS))
-    truth = _matrix(later, pd.Index(batch.user_ids), len(batch.user_ids), len(ctx.candidates))
+    truth = _matrix(later, len(batch.user_ids), len(ctx.candidates))
     truth = (truth - truth.multiply(batch.recent > 0)).tocsr()  # already-read articles are never recommended, nor judged
     truth.eliminate_zeros()
     return ctx, batch, truth
@@ -405,13 +415,9 @@ def train(client: Client, *, feature_date=None, test_date=None, brand_id=None, l
 
 
 def _prepared(client: Client, model: TrainedModel, d: date) -> DateContext:
-    """The date's context with NMF factors fitted on every reader of the week before ``d``."""
-    est = model.estimator
-    ctx = est.context(client, d)
-    everyone = reads(client, ctx, "SELECT user_id FROM customer_user_features WHERE feature_date = {d:Date}", {"d": d},
-                     pd.Timestamp(d) - pd.Timedelta(days=RECENT_DAYS), pd.Timestamp(d))
-    pos = pd.Index(everyone["user_id"].unique())
-    return est.fit_factors(ctx, _matrix(everyone, pos, len(pos), len(ctx.candidates)))
+    """The date's context with NMF factors fitted on the readers of the week before ``d``."""
+    ctx = model.estimator.context(client, d)
+    return model.estimator.fit_factors(ctx, _everyone(client, ctx, d))
 
 
 def recommend_batch(client: Client, model: TrainedModel, d, brand_id=None, progress=None, batch_users: int = 100_000,
