@@ -186,6 +186,8 @@ def test_task_models_through_the_api(trained, labelled):
         body = got.json()
         assert body["source"] == "batch" and [r["rank"] for r in body["recommendations"]] == [1, 2, 3]
         assert http.get(f"/recommendations/{user}", params={"k": 3}).json() == body  # cached answer alike
+        more = http.get(f"/recommendations/{user}", params={"k": 25}).json()  # more than the batch keeps: computed now
+        assert more["source"] == "live" and len(more["recommendations"]) == 25
         cold = http.get(f"/recommendations/{UNKNOWN}").json()
         assert cold["source"] == "live" and cold["cold_start"] and len(cold["recommendations"]) == 10
         for path, status in ((f"/recommendations/{user}?k=0", 422), ("/recommendations/not-an-id", 422),

@@ -399,6 +399,8 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
         return as_date(value, "feature_date") if value else None
 
     def _recommend(user: str, d, k: int, models) -> dict:
+        import pandas as pd
+
         from ownlens.ml.data.loaders import latest_feature_date
         from ownlens.ml.models.content import recommendation as rec
 
@@ -409,8 +411,8 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
             if d is None:
                 d = latest_feature_date(client)
                 answers.put("latest-feature-date", d)
-        rows, source, cold = rec.stored(client, user, d, k), "batch", False
-        if rows.empty:  # not in the batch (new user, or no batch yet): computed now, the date's context reused
+        rows, source, cold = (rec.stored(client, user, d, k) if k <= rec.TOP_K else pd.DataFrame()), "batch", False
+        if rows.empty:  # not in the batch (new user, no batch yet, or more than it keeps): computed now, the date's context reused
             key = ("recommendation-context", model.version, d)
             ctx = answers.get(key)
             if ctx is None:
