@@ -76,6 +76,17 @@ def test_monitor_writes_rows_once_per_date(drifted):
     assert rows[0] == rows[1] == len(CHURN.features.columns)
 
 
+def test_a_model_can_set_its_own_drift_thresholds(steady):
+    from ownlens.ml.monitoring.drift import Thresholds
+
+    strict = replace(CHURN, input_thresholds=Thresholds(psi_warn=0.0, psi_alert=0.0, ks_warn=0.0, ks_alert=0.0, ks_p=1.1))
+    default = {d.name: d.status for d in monitor(steady, CHURN, AFTER, BEFORE).drift}
+    report = monitor(steady, strict, AFTER, BEFORE)
+    assert "alert" not in default.values()  # steady data: nothing alerts by default
+    assert {d.status for d in report.drift if d.name not in CHURN.features.trending} == {"alert"}  # everything does at 0
+    assert {d.status for d in report.drift if d.name in CHURN.features.trending} <= {"trend"}
+
+
 def test_monitor_rejects_bad_dates(steady):
     from ownlens.ml.errors import InvalidInput, NotFound
 

@@ -597,8 +597,11 @@ def monitor(
         if report.performance:
             out.print("realised performance: " + ", ".join(f"{k} {v:.4g}" for k, v in report.performance.items()))
         if report.alerts:
-            console.print(f"{len(report.alerts)} past the alert threshold (inputs: PSI >= 0.25 or KS >= 0.2; predictions: PSI >= 0.1 or KS >= 0.075); "
-                          "rows written to ml_model_monitoring")
+            from ownlens.ml.monitoring.drift import INPUT_THRESHOLDS, PREDICTION_THRESHOLDS
+
+            i, p = spec.input_thresholds or INPUT_THRESHOLDS, spec.prediction_thresholds or PREDICTION_THRESHOLDS
+            console.print(f"{len(report.alerts)} past the alert threshold (inputs: PSI >= {i.psi_alert} or KS >= {i.ks_alert}; "
+                          f"predictions: PSI >= {p.psi_alert} or KS >= {p.ks_alert}); rows written to ml_model_monitoring")
     if retrain_on_alert and report.alerts:
         from ownlens.ml.monitoring.monitor import retrain_on_alert as retrain
 

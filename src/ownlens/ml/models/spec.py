@@ -159,6 +159,9 @@ class ModelSpec:
     targets: dict[str, float] = field(default_factory=dict)  # seed 003 targets, metric -> minimum
     primary_metric: str = "roc_auc"
     source: RowSource | None = None  # None: one row per user of ``features.table``, labels from ``label_table``
+    # drift thresholds of this model (monitoring.drift.Thresholds); None: the defaults in monitoring/drift.py
+    input_thresholds: object | None = None
+    prediction_thresholds: object | None = None
 
 
 @dataclass(frozen=True)

@@ -103,15 +103,16 @@ def monitor(client: Client, spec: ModelSpec, current: date, reference: date | No
         model_version, model_id = "", None
     report = MonitoringReport(spec.name, model_version, current, reference)
     if reference is not None:
-        report.drift = [replace(d, trending=d.name in spec.features.trending) for d in feature_drift(
-            client, spec.features.table, _feature_columns(spec), reference, current, where=spec.population.replace("uf.", ""))]
+        report.drift = [replace(d, trending=d.name in spec.features.trending, thresholds=spec.input_thresholds or d.thresholds)
+                        for d in feature_drift(client, spec.features.table, _feature_columns(spec), reference, current,
+                                               where=spec.population.replace("uf.", ""))]
         params = {"ref": reference, "cur": current, "model": spec.name}
         predictions = ("SELECT prediction_value AS v, prediction_date = {ref:Date} AS is_ref FROM ml_model_predictions "
                        "WHERE model_name = {model:String} AND prediction_date IN ({ref:Date}, {cur:Date})")
         have = client.query(f"SELECT countIf(is_ref), countIf(NOT is_ref) FROM ({predictions})", parameters=params).result_rows[0]
         if min(have) > 0:
             report.prediction_drift = column_drift(client, predictions, params, "prediction", "numeric",
-                                                   PREDICTION_THRESHOLDS)
+                                                   spec.prediction_thresholds or PREDICTION_THRESHOLDS)
     if spec.task == "binary" and spec.label.startswith("l."):
         n, mean_p, rate, auc, brier = client.query(PERFORMANCE.format(label=spec.label[2:]),
                                                    parameters={"model": spec.name, "d": current}).result_rows[0]
