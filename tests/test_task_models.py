@@ -274,3 +274,24 @@ FROM customer_recommendations WHERE recommendation_date = {{d:Date}}""",
     assert concluded.status == "concluded" and concluded.winner in ("A", "B", "none")
     with pytest.raises(InvalidInput):
         abtest.create(labelled, "segments-ab", "segmentation", first, second)
+
+
+@pytest.mark.parametrize("collaborative", ["item_knn", "nmf"])
+def test_co_reading_recommends_what_similar_readers_read(collaborative):
+    from datetime import date
+
+    import pandas as pd
+    from scipy import sparse
+
+    rng = np.random.default_rng(3)
+    # two reader groups: one reads items 0-4, the other 5-9, each reader some of their group's items
+    rows = [(u, i) for u in range(400) for i in (rng.choice(5, 3, replace=False) + (0 if u < 200 else 5))]
+    reads = sparse.csr_matrix((np.ones(len(rows)), tuple(zip(*rows))), shape=(400, 10))
+    ctx = recommendation.DateContext(date(2026, 1, 1), pd.DataFrame({"article_id": np.arange(10)}), [], [], [], np.zeros((10, 1)),
+                                     np.zeros(10), np.zeros(10), np.zeros(10, dtype=np.int64))
+    est = recommendation.HybridRecommender(collaborative=collaborative, n_components=2)
+    est.fit_factors(ctx, reads)
+    known = sparse.csr_matrix(([1.0, 1.0], ([0, 1], [0, 7])), shape=(2, 10))  # a reader of item 0, one of item 7
+    batch = recommendation.UserBatch(np.array(["a", "b"]), sparse.csr_matrix((2, 1)), known)
+    top, _ = est.top_k(est.signals(ctx, batch, slice(None))["collaborative"], known, 4)
+    assert set(top[0]) == {1, 2, 3, 4} and set(top[1]) == {5, 6, 8, 9}
