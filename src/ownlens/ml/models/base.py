@@ -158,17 +158,10 @@ class BaseFeatureEngineer:
         return pd.concat(list(scoring_batches(self.client, self.spec, _date(feature_date), brand_id)), ignore_index=True)
 
 
-class BaseTaskTrainer:
+class BaseTaskTrainer(BaseTrainer):
     """``run(...)`` trains a task model (segmentation, recommendation, ad placement) and returns its metrics."""
 
     task = None  # a TaskModel
-    model_class: type[BaseMLModel] = BaseMLModel
-
-    def __init__(self, client: Client | None = None, register: bool = True):
-        self.client = _client(client)
-        self.register = register
-        self.result = None
-        self.model: BaseMLModel | None = None
 
     def run(self, feature_date=None, test_date=None, brand_id: str | None = None, limit: int | None = None, **options) -> dict:
         if limit is not None:

@@ -19,6 +19,7 @@ from ownlens.ml.models.data import (
 )
 from ownlens.ml.models.model import TrainedModel
 from ownlens.ml.models.spec import ModelSpec
+from ownlens.ml.warehouse import replace_partition
 
 RAW_COLUMNS = "user_id String, entity_id String, brand_id String, value Float64, level String, decision UInt8, pass_no UInt8"
 # the model of each row: its pass (one per A/B arm, else one) indexes these parameters
@@ -136,6 +137,20 @@ FROM {raw}""", parameters=params)
     return {"model": spec.name, "version": version, "date": str(d), "rows": scored,
             "seconds": round(seconds, 3), "rows_per_s": round(scored / seconds) if seconds else None,
             "table": domain or "ml_model_predictions"}
+
+
+def store_user_predictions(client: Client, model: TrainedModel, d: date, raw: str, value_sql: str, label_sql: str,
+                           parameters: dict, brand_id=None) -> int:
+    """Replace ``model``'s ml_model_predictions rows of ``d`` with one row per user of table ``raw`` (columns
+    user_id, brand_id as text): ``value_sql`` and ``label_sql`` over ``raw`` (with ``parameters``). With
+    ``brand_id`` (its ``{brand:UUID}`` in ``parameters``) only that brand's rows are replaced."""
+    params = {**parameters, "d": d, "model": model.spec_name, "version": model.version or "unregistered",
+              "model_id": model.model_id or "", "batch": str(uuid.uuid4())}
+    keep = "model_name = {model:String} AND prediction_date = {d:Date} AND brand_id != {brand:UUID}" if brand_id else None
+    return replace_partition(client, "ml_model_predictions", (model.spec_name, d), f"""
+SELECT generateUUIDv4(), toUUIDOrNull({{model_id:String}}), {{model:String}}, {{version:String}}, 'user', user_id,
+       toUUID(brand_id), {{d:Date}}, {value_sql}, {label_sql}, toUUID({{batch:String}}), now64(3)
+FROM {raw}""", params, partition_type=("String", "Date"), keep=keep)
 
 
 class Scorer:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.data.loaders import as_date, latest_feature_date, query_frame
@@ -27,8 +28,8 @@ from ownlens.ml.models.base import BaseMLModel, BaseTaskPredictor, BaseTaskTrain
 from ownlens.ml.models.data import brand_filter
 from ownlens.ml.models.estimators import JsonStateEstimator
 from ownlens.ml.models.model import TrainedModel
+from ownlens.ml.models.prediction import store_user_predictions
 from ownlens.ml.models.spec import TaskModel
-from ownlens.ml.warehouse import replace_partition
 
 if TYPE_CHECKING:  # annotations only
     from ownlens.ml.models.training import TrainingResult
@@ -235,22 +236,13 @@ def predict_batch(client: Client, model: TrainedModel, d, brand_id=None, progres
         raise NotFound(f"no user features on {d}: run `ownlens-ml features build --date {d}` first")
     est = model.estimator
     choice, revenue = est.decide(users["device"].to_numpy(), est.responsiveness(users["ad_impressions"], users["ad_clicks"]))
-    import pyarrow as pa
-
     rows = pa.table({"user_id": pa.array(users["user_id"].astype(str)), "brand_id": pa.array(users["brand_id"].astype(str)),
                      "value": pa.array(revenue.max(1)), "label": pa.array(np.asarray(est.placements_, dtype=object)[choice].astype(str))})
     raw = f"_ads_{uuid.uuid4().hex[:12]}"
     client.command(f"CREATE TABLE {raw} (user_id String, brand_id String, value Float64, label String) ENGINE = Memory")
     try:
         client.insert_arrow(raw, rows)
-        write = {**params, "model": AD_PLACEMENT.name, "version": model.version or "unregistered", "model_id": model.model_id or "",
-                 "batch": str(uuid.uuid4())}
-        keep = ("model_name = {model:String} AND prediction_date = {d:Date}" +
-                where.replace("uf.brand_id = {brand:UUID}", "brand_id != {brand:UUID}")) if brand_id else None
-        written = replace_partition(client, "ml_model_predictions", (AD_PLACEMENT.name, d), f"""
-SELECT generateUUIDv4(), toUUIDOrNull({{model_id:String}}), {{model:String}}, {{version:String}}, 'user', user_id,
-       toUUID(brand_id), {{d:Date}}, value, label, toUUID({{batch:String}}), now64(3)
-FROM {raw}""", write, partition_type=("String", "Date"), keep=keep)
+        written = store_user_predictions(client, model, d, raw, "value", "label", params, brand_id)
     finally:
         client.command(f"DROP TABLE IF EXISTS {raw}")
     if progress:

@@ -30,6 +30,7 @@ from ownlens.ml.models.base import BaseMLModel, BaseTaskPredictor, BaseTaskTrain
 from ownlens.ml.models.data import brand_filter
 from ownlens.ml.models.estimators import JsonStateEstimator
 from ownlens.ml.models.model import TrainedModel
+from ownlens.ml.models.prediction import store_user_predictions
 from ownlens.ml.models.spec import TaskModel
 from ownlens.ml.warehouse import replace_partition
 
@@ -320,17 +321,13 @@ def assign(client: Client, model: TrainedModel, d, brand_id=None, progress=None,
     try:
         client.insert_arrow(raw, pa.concat_tables(chunks))
         write = {"d": d, "ids": ids, "names": list(names), "version": model.version or "unregistered",
-                 "model_id": model.model_id or "", "model": SEGMENTATION.name, "batch": str(uuid.uuid4()), **params}
+                 "model_id": model.model_id or "", **params}
         keep_brand = where.replace("uf.brand_id = {brand:UUID}", "brand_id != {brand:UUID}")
         replace_partition(client, "customer_user_segment_assignments", d, f"""
 SELECT toUUID(user_id), toUUID({{ids:Array(String)}}[segment + 1]), {{d:Date}}, toUUID(brand_id), confidence,
        toUUIDOrNull({{model_id:String}}), {{version:String}}, now()
 FROM {raw}""", write, keep=f"assignment_date = {{d:Date}}{keep_brand}" if brand_id else None)
-        replace_partition(client, "ml_model_predictions", (SEGMENTATION.name, d), f"""
-SELECT generateUUIDv4(), toUUIDOrNull({{model_id:String}}), {{model:String}}, {{version:String}}, 'user', user_id,
-       toUUID(brand_id), {{d:Date}}, confidence, {{names:Array(String)}}[segment + 1], toUUID({{batch:String}}), now64(3)
-FROM {raw}""", write, partition_type=("String", "Date"),
-            keep=f"model_name = {{model:String}} AND prediction_date = {{d:Date}}{keep_brand}" if brand_id else None)
+        store_user_predictions(client, model, d, raw, "confidence", "{names:Array(String)}[segment + 1]", write, brand_id)
     finally:
         client.command(f"DROP TABLE IF EXISTS {raw}")
     _write_profiles(client, model, d)
