@@ -126,6 +126,20 @@ def test_batch_predictions_replace_never_duplicate(churn_result, labelled):
     stored = labelled.query("SELECT avg(churn_probability), countIf(churn_probability NOT BETWEEN 0 AND 1) "
                             "FROM customer_churn_predictions WHERE prediction_date = {d:Date}", parameters={"d": d}).result_rows[0]
     assert 0.05 < stored[0] < 0.6 and stored[1] == 0
+    # the batch path (ids and inputs as raw Native columns) gives what the single-user path gives
+    rows = labelled.query(
+        "SELECT toString(c.user_id), toString(c.brand_id), c.churn_probability, c.churn_risk_level, c.is_churned, "
+        "p.entity_id, toString(p.brand_id), p.prediction_value, p.prediction_label "
+        "FROM customer_churn_predictions AS c INNER JOIN ml_model_predictions AS p "
+        "ON p.entity_id = toString(c.user_id) AND p.prediction_date = c.prediction_date AND p.model_name = 'churn' "
+        "WHERE c.prediction_date = {d:Date} ORDER BY c.user_id LIMIT 5", parameters={"d": d}).result_rows
+    brands = dict(labelled.query("SELECT toString(user_id), toString(brand_id) FROM customer_user_features "
+                                 "WHERE feature_date = {d:Date}", parameters={"d": d}).result_rows)
+    single = ChurnPredictor(churn_result.model, labelled).predict([r[0] for r in rows], feature_date=d).set_index("user_id")
+    for user, brand, p, level, churned, entity, brand_all, value, label in rows:
+        assert brand == brand_all == brands[user] and entity == user and value == p and label == level
+        assert p == pytest.approx(single.loc[user, "churn_probability"], abs=1e-6)
+        assert level == single.loc[user, "churn_risk_level"] and churned == single.loc[user, "is_churned"]
 
 
 def test_bad_inputs_get_clear_errors(churn_result, labelled):

@@ -8,12 +8,12 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.data.loaders import query_frame, resolve_brand
 from ownlens.ml.errors import InvalidInput, NotFound
 from ownlens.ml.models.spec import ModelSpec
+from ownlens.ml.warehouse import query_columns
 
 SCORING_BATCH_ROWS = 250_000
 
@@ -108,12 +108,15 @@ def _scoring_source(client: Client, spec: ModelSpec, d: date, brand_id, batch_ro
 def encoded_batches(
     client: Client, spec: ModelSpec, d: date, features: list[str], vocabularies: dict[str, list[str]], brand_id=None,
     batch_rows: int = SCORING_BATCH_ROWS, arm: tuple[str, float, str] | None = None,
-) -> Iterator["pa.Table"]:
-    """Like :func:`scoring_batches`, but as Arrow with categoricals already coded in SQL (the fast batch path).
+) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Like :func:`scoring_batches`, but already encoded for the model, as numpy (the fast batch path).
 
-    Each categorical column becomes its index in the model's vocabulary (NaN when unseen), exactly
-    as :class:`CategoryEncoder` codes it; only ids (``key_*``) and the model's inputs (``f0``, ``f1``...
-    in ``features`` order) leave ClickHouse. ``arm`` = (A/B test id, split, "A" or "B") keeps that arm's users.
+    Yields ``(keys, X)``: ``keys`` maps ``key_<id>`` (the entity's ids and ``key_brand_id``) to UUIDs in
+    ClickHouse's 16-byte layout, to be written back as they are; ``X`` is the float64 input matrix in
+    ``features`` order, NaN where missing. Categoricals become their index in the model's vocabulary
+    (NaN when unseen) in SQL, exactly as :class:`CategoryEncoder` codes them, and the matrix leaves
+    ClickHouse as one Array column in the Native format, so no value is converted in Python.
+    ``arm`` = (A/B test id, split, "A" or "B") keeps that arm's users.
     """
     source, params, parts = _scoring_source(client, spec, d, brand_id, batch_rows)
     arm_sql = ""
@@ -122,18 +125,23 @@ def encoded_batches(
 
         params |= {"test": arm[0], "split": arm[1], "arm": arm[2]}
         arm_sql = f" AND {VARIANT_SQL} = {{arm:String}}"
-    columns = [f"{c} AS key_{c}" for c in dict.fromkeys([*entity_columns(spec), "brand_id"])]  # ids, apart from inputs
+    keys = [f"key_{c}" for c in dict.fromkeys([*entity_columns(spec), "brand_id"])]
+    inputs = []
     for i, name in enumerate(features):
         if name in vocabularies:
             params[f"vocab{i}"] = vocabularies[name]
-            columns.append(f"toFloat64(nullIf(indexOf({{vocab{i}:Array(String)}}, ifNull({name}, '')), 0) - 1) AS f{i}")
+            inputs.append(f"ifNull(toFloat64(nullIf(indexOf({{vocab{i}:Array(String)}}, ifNull({name}, '')), 0) - 1), nan)")
         else:
-            columns.append(f"toFloat64({name}) AS f{i}")
+            inputs.append(f"ifNull(toFloat64({name}), nan)")
+    select = ", ".join([*(f"toUUID({k[4:]}) AS {k}" for k in keys), f"[{', '.join(inputs)}] AS inputs"])
     for part in range(parts):
-        yield client.query_arrow(
-            f"SELECT {', '.join(columns)} FROM ({source}) WHERE cityHash64(user_id) % {{parts:UInt64}} = {{part:UInt64}}{arm_sql}",
-            parameters=params | {"parts": parts, "part": part},
+        columns = query_columns(
+            client,
+            f"SELECT {select} FROM ({source}) WHERE cityHash64(user_id) % {{parts:UInt64}} = {{part:UInt64}}{arm_sql}",
+            params | {"parts": parts, "part": part},
         )
+        if columns:
+            yield {k: columns[k] for k in keys}, columns["inputs"]
 
 
 def scoring_batches(

@@ -9,7 +9,6 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.data.loaders import as_date, as_uuid, latest_feature_date
@@ -19,10 +18,10 @@ from ownlens.ml.models.data import (
 )
 from ownlens.ml.models.model import TrainedModel
 from ownlens.ml.models.spec import ModelSpec
-from ownlens.ml.warehouse import replace_partition
+from ownlens.ml.warehouse import insert_columns, replace_partition
 
-RAW_COLUMNS = "user_id String, entity_id String, brand_id String, value Float64, level String, decision UInt8, pass_no UInt8"
 # the model of each row: its pass (one per A/B arm, else one) indexes these parameters
+LEVEL_SQL, DECISION_SQL = "{levels:Array(String)}[level_code + 1]", "toUInt8(value >= 0.5)"
 ROW_VERSION, ROW_MODEL_ID = "{versions:Array(String)}[pass_no + 1]", "toUUIDOrNull({model_ids:Array(String)}[pass_no + 1])"
 
 
@@ -32,23 +31,9 @@ def _outputs(spec: ModelSpec, values: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return level, decision
 
 
-def _entity_ids(spec: ModelSpec, batch: pa.Table) -> pa.Array:
-    columns = entity_columns(spec)
-    if len(columns) == 1:
-        return batch.column(f"key_{columns[0]}")
-    import pyarrow.compute as pc
-
-    return pc.binary_join_element_wise(*(batch.column(f"key_{c}") for c in columns), ":")
-
-
-def _arrow_matrix(batch: pa.Table, features: list[str]) -> np.ndarray:
-    X = np.empty((batch.num_rows, len(features)), dtype=np.float64)
-    for j in range(len(features)):
-        X[:, j] = batch.column(f"f{j}").to_numpy(zero_copy_only=False)
-    if np.isinf(X).any():
-        cols = [features[i] for i in np.where(np.isinf(X).any(axis=0))[0]]
-        raise InvalidInput(f"feature column(s) {cols[:5]} contain infinite values in the warehouse: fix the feature rows")
-    return X
+def _entity_id_sql(spec: ModelSpec) -> str:
+    """ml_model_predictions.entity_id from the raw table's keys: the id, or the ids joined by ':'."""
+    return "concat(" + ", ':', ".join(f"toString(key_{c})" for c in entity_columns(spec)) + ")"
 
 
 def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date, brand_id=None,
@@ -72,13 +57,16 @@ def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date,
     suffix = uuid.uuid4().hex[:12]
     raw, staged_domain, staged_all = f"_pred_raw_{suffix}", f"_pred_domain_{suffix}", f"_pred_all_{suffix}"
     domain = spec.predictions_table
-    client.command(f"CREATE TABLE {raw} ({RAW_COLUMNS}) ENGINE = Memory")
+    keys = [f"key_{c}" for c in dict.fromkeys([*entity_columns(spec), "brand_id"])]
+    client.command(f"CREATE TABLE {raw} ({', '.join(f'{k} UUID' for k in keys)}, value Float64, level_code UInt8, "
+                   "pass_no UInt8) ENGINE = Memory")
     if domain:
         client.command(f"CREATE TABLE {staged_domain} AS {domain}")
     client.command(f"CREATE TABLE {staged_all} AS ml_model_predictions")
     version = " | ".join(m.version or "unregistered" for m, _ in passes)  # "A | B" during an A/B test
     params = {"d": d, "model": spec.name, "batch": str(uuid.uuid4()), "entity_type": spec.source.entity_type if spec.source else "user",
-              "versions": [m.version or "unregistered" for m, _ in passes], "model_ids": [m.model_id or "" for m, _ in passes]}
+              "versions": [m.version or "unregistered" for m, _ in passes], "model_ids": [m.model_id or "" for m, _ in passes],
+              "levels": list(spec.level.names) if spec.level else [""]}
     try:
         keep: dict = {"d": d, "model": spec.name}
         brand_sql = brand_filter(client, brand_id, keep, alias="x")
@@ -91,40 +79,37 @@ def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date,
                            f"WHERE model_name = {{model:String}} AND prediction_date = {{d:Date}}{other}", parameters=keep)
         scored = 0
         for number, (m, arm) in enumerate(passes):
-            for batch in encoded_batches(client, spec, d, m.features, m.encoder.vocabularies, brand_id, batch_rows, arm):
-                if batch.num_rows == 0:
-                    continue
-                values = m.predict_matrix(_arrow_matrix(batch, m.features))
-                level, decision = _outputs(spec, values)
-                client.insert_arrow(raw, pa.table({
-                    "user_id": batch.column("key_user_id"), "entity_id": _entity_ids(spec, batch),
-                    "brand_id": batch.column("key_brand_id"), "value": pa.array(values, pa.float64()),
-                    "level": pa.array(level.astype(str)), "decision": pa.array(decision),
-                    "pass_no": pa.array(np.full(batch.num_rows, number, np.uint8)),
-                }))
-                scored += batch.num_rows
+            for ids, X in encoded_batches(client, spec, d, m.features, m.encoder.vocabularies, brand_id, batch_rows, arm):
+                if np.isinf(X).any():
+                    bad = [m.features[i] for i in np.where(np.isinf(X).any(axis=0))[0]]
+                    raise InvalidInput(f"feature column(s) {bad[:5]} contain infinite values in the warehouse: fix the feature rows")
+                values = m.predict_matrix(X)
+                codes = spec.level.codes(values) if spec.level else np.zeros(len(values), np.uint8)
+                insert_columns(client, raw, {**{k: ("UUID", v) for k, v in ids.items()}, "value": ("Float64", values),
+                                             "level_code": ("UInt8", codes), "pass_no": ("UInt8", np.full(len(X), number))})
+                scored += len(X)
                 if progress:
                     progress(scored)
         if scored == 0:
             raise NotFound(f"no rows to score for {spec.name} on {d}" + (f" and brand {brand_id}" if brand_id else ""))
         if domain:
             columns = ["user_id", "prediction_date", "brand_id", spec.output]
-            values_sql = ["toUUID(user_id)", "{d:Date}", "toUUID(brand_id)", "value"]
+            values_sql = ["key_user_id", "{d:Date}", "key_brand_id", "value"]
             if spec.level_column:
                 columns.append(spec.level_column)
-                values_sql.append("level")
+                values_sql.append(LEVEL_SQL)
             if spec.decision_column:
                 columns.append(spec.decision_column)
-                values_sql.append("decision")
+                values_sql.append(DECISION_SQL)
             columns += ["model_id", "model_version"]
             values_sql += [ROW_MODEL_ID, ROW_VERSION]
             client.command(f"INSERT INTO {staged_domain} ({', '.join(columns)}) SELECT {', '.join(values_sql)} FROM {raw}",
                            parameters=params)
-        label = "if(level != '', level, toString(decision))" if spec.task == "binary" else "level"
+        label = f"if({LEVEL_SQL} != '', {LEVEL_SQL}, toString({DECISION_SQL}))" if spec.task == "binary" else LEVEL_SQL
         client.command(f"""
 INSERT INTO {staged_all}
 SELECT generateUUIDv4(), {ROW_MODEL_ID}, {{model:String}}, {ROW_VERSION}, {{entity_type:String}},
-       entity_id, toUUID(brand_id), {{d:Date}}, value, {label}, toUUID({{batch:String}}), now64(3)
+       {_entity_id_sql(spec)}, key_brand_id, {{d:Date}}, value, {label}, toUUID({{batch:String}}), now64(3)
 FROM {raw}""", parameters=params)
         if domain:
             client.command(f"ALTER TABLE {domain} REPLACE PARTITION {{d:Date}} FROM {staged_domain}", parameters=params)

@@ -128,8 +128,12 @@ class Bands:
         if len(self.names) != len(self.edges) + 1 or list(self.edges) != sorted(self.edges):
             raise ValueError("Bands needs ascending edges and one more name than edges")
 
+    def codes(self, values: np.ndarray) -> np.ndarray:
+        """The band of each value as its index in ``names``."""
+        return np.searchsorted(self.edges, values, side="right").astype(np.uint8)
+
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        return np.asarray(self.names, dtype=object).take(np.searchsorted(self.edges, values, side="right"))
+        return np.asarray(self.names, dtype=object).take(self.codes(values))
 
 
 @dataclass(frozen=True)
