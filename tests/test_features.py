@@ -6,6 +6,7 @@ import pytest
 from ownlens.ml.data.loaders import SessionLoader, UserFeaturesLoader
 from ownlens.ml.errors import NotFound, SchemaMissing
 from ownlens.ml.features.build import build_features
+from ownlens.ml.features.customer import STATE_KEEP_DATES, build_user_features
 from ownlens.ml.simulation import SimulationConfig, simulate
 
 from conftest import FEATURE_DATES
@@ -37,10 +38,13 @@ def test_features_use_only_data_before_the_date(make_db):
     for table, column in [("customer_events", "event_timestamp"), ("customer_sessions", "session_start"),
                           ("editorial_content_events", "event_timestamp"), ("editorial_articles", "publish_timestamp")]:
         client.command(f"ALTER TABLE {table} DELETE WHERE {column} >= {{d:Date}} SETTINGS mutations_sync = 2", parameters={"d": d})
-    build_features(client, d)
-    for table, (column, order) in POINT_IN_TIME_TABLES.items():
-        day = d if table != "customer_session_summary_daily" else d - timedelta(days=1)
-        pd.testing.assert_frame_equal(_snapshot(client, table, column, order, day), before[table], check_exact=False, rtol=1e-9)
+    for state in ("as stored", "rebuilt from the remaining sessions"):
+        if state != "as stored":
+            client.command("TRUNCATE TABLE customer_user_state")
+        build_features(client, d)
+        for table, (column, order) in POINT_IN_TIME_TABLES.items():
+            day = d if table != "customer_session_summary_daily" else d - timedelta(days=1)
+            pd.testing.assert_frame_equal(_snapshot(client, table, column, order, day), before[table], check_exact=False, rtol=1e-9)
     # with the future gone, every user now looks churned: the labels did read the future, the features did not
     assert client.command("SELECT min(churned_30d) FROM customer_user_labels WHERE feature_date = {d:Date}", parameters={"d": d}) == 1
 
@@ -98,3 +102,37 @@ def test_date_outside_the_data_is_refused_and_nothing_written(sim):
     with pytest.raises(NotFound, match="pick a date from"):
         build_features(sim, date(2020, 1, 1))
     assert sim.command("SELECT count() FROM customer_user_features WHERE feature_date = '2020-01-01'") == 0
+
+
+def test_daily_state_gives_the_same_features_as_all_history(make_db):
+    client = make_db()
+    simulate(client, SimulationConfig(users=1500, days=50, start=date(2026, 1, 5), seed=6))
+    d = date(2026, 2, 4)
+    states = lambda: [r[0] for r in client.query("SELECT DISTINCT state_date FROM customer_user_state ORDER BY 1").result_rows]
+    for day in (d - timedelta(days=3), d - timedelta(days=1)):
+        build_user_features(client, day)
+    build_user_features(client, d)  # from the state of d - 1 plus one day of sessions
+    assert states() == [d - timedelta(days=3), d - timedelta(days=1), d]
+    incremental = _snapshot(client, "customer_user_features", "feature_date", "user_id", d)
+    client.command("TRUNCATE TABLE customer_user_state")
+    build_user_features(client, d)  # from all history
+    pd.testing.assert_frame_equal(_snapshot(client, "customer_user_features", "feature_date", "user_id", d), incremental,
+                                  check_exact=False, rtol=1e-9)
+    assert len(incremental) > 300
+
+    # a session loaded late, before a stored state's date, makes that state stale: it is not reused
+    user, first = client.query("SELECT user_id, min(session_start) AS first FROM customer_sessions GROUP BY user_id "
+                               "HAVING first < {d:Date} - 5 ORDER BY user_id LIMIT 1", parameters={"d": d}).result_rows[0]
+    client.command("INSERT INTO customer_sessions SELECT * REPLACE (generateUUIDv4() AS session_id, session_start - INTERVAL 1 DAY AS session_start) "
+                   "FROM customer_sessions AS s WHERE s.user_id = {u:UUID} AND s.session_start = {t:DateTime64(3, 'UTC')}",
+                   parameters={"u": user, "t": first})
+    build_user_features(client, d)
+    row = client.query("SELECT total_sessions, toDate(first_session) FROM customer_user_state WHERE state_date = {d:Date} AND user_id = {u:UUID}",
+                       parameters={"d": d, "u": user}).result_rows[0]
+    expected = client.command("SELECT count() FROM customer_sessions WHERE user_id = {u:UUID} AND session_start < {d:Date}", parameters={"u": user, "d": d})
+    assert row == (int(expected), (pd.Timestamp(first) - pd.Timedelta(days=1)).date())
+
+    # only the newest few states are kept
+    for offset in range(2, 9):
+        build_user_features(client, d - timedelta(days=offset))
+    assert len(states()) == STATE_KEEP_DATES and max(states()) == d

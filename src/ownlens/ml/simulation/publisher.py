@@ -25,7 +25,7 @@ EVENT_TYPES = ["page_view", "article_view", "article_impression", "click", "vide
                "ad_impression", "ad_click", "newsletter_signup", "subscription"]
 DATA_TABLES = [
     "companies", "brands", "countries", "cities", "categories", "device_types", "operating_systems", "browsers",
-    "customer_events", "customer_sessions", "customer_user_features", "customer_user_labels",
+    "customer_events", "customer_sessions", "customer_user_state", "customer_user_features", "customer_user_labels",
     "customer_session_summary_daily", "editorial_authors", "editorial_articles", "editorial_article_content",
     "editorial_content_events", "editorial_article_performance", "editorial_author_performance",
     "editorial_category_performance", "sim_runs", "sim_users", "sim_articles", "sim_user_truth",
