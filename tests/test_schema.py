@@ -1,7 +1,9 @@
+import numpy as np
 import pytest
 
 from ownlens.ml import schema
-from ownlens.ml.errors import SchemaMissing
+from ownlens.ml.errors import InvalidInput, SchemaMissing
+from ownlens.ml.warehouse import insert_columns, query_columns
 
 SEED_TABLES = [
     "customer_events", "customer_sessions", "customer_user_features", "customer_user_segments",
@@ -44,3 +46,21 @@ def test_seed_columns_exist(db):
         ("customer_session_summary_daily", "total_video_plays"), ("cities", "city_name"),
     ]:
         assert (table, column) in cols
+
+
+def test_native_columns_round_trip(make_db):
+    db = make_db(init=False)
+
+    out = query_columns(db, "SELECT generateUUIDv4(number) AS id, toFloat64(number) / 4 AS x, [x, -x, nan] AS row "
+                            "FROM numbers(70000) ORDER BY number")  # more rows than one block
+    assert out["id"].dtype == "V16" and out["row"].shape == (70000, 3) and out["x"][-1] == 69999 / 4
+    assert (out["row"][:, 1] == -out["x"]).all() and np.isnan(out["row"][:, 2]).all()
+    db.command("CREATE TABLE native_rt (id UUID, x Float64, n UInt8) ENGINE = Memory")
+    assert insert_columns(db, "native_rt", {"id": ("UUID", out["id"]), "x": ("Float64", out["x"]), "n": ("UInt8", np.ones(70000))}) == 70000
+    back = query_columns(db, "SELECT id, x FROM native_rt ORDER BY x")
+    assert (back["id"] == out["id"]).all() and db.query("SELECT sum(n), uniqExact(id) FROM native_rt").result_rows == [(70000, 70000)]
+    assert query_columns(db, "SELECT 1 AS one WHERE 0") == {}
+    with pytest.raises(InvalidInput, match="arrays of different lengths"):
+        query_columns(db, "SELECT range(number % 3 + 1) AS r FROM numbers(5)")
+    with pytest.raises(InvalidInput, match="type String"):
+        query_columns(db, "SELECT 'text' AS s")
