@@ -39,10 +39,16 @@ class FeatureSet:
 
         return f"{self.name}-" + hashlib.sha256(",".join(self.columns).encode()).hexdigest()[:12]
 
+    def json_sql(self, alias: str, key: str) -> str:
+        """One JSON key as Float64 (0 when absent). The document is parsed once per row for all keys: the
+        same JSONExtract expression repeated is computed once by ClickHouse (5 JSONExtractFloats cost ~2x)."""
+        keys = ", ".join(f"{k} Float64" for k in self.json_keys)
+        return f"tupleElement(JSONExtract({alias}.{self.json_column}, 'Tuple({keys})'), '{key}')"
+
     def vector_sql(self, alias: str) -> str:
         """The inputs packed as ``numeric`` (numeric then JSON keys) and ``categorical`` (as text, '' for NULL)."""
         numeric = [f"toFloat64({alias}.{c})" for c in self.numeric]
-        numeric += [f"JSONExtractFloat({alias}.{self.json_column}, '{k}')" for k in self.json_keys]
+        numeric += [self.json_sql(alias, k) for k in self.json_keys]
         categorical = [f"ifNull(toString({alias}.{c}), '')" for c in self.categorical]
         return f"[{', '.join(numeric)}] AS numeric, [{', '.join(categorical)}] AS categorical"
 
@@ -51,7 +57,7 @@ class FeatureSet:
         parts = [f"toString({alias}.user_id) AS user_id", f"{alias}.feature_date AS feature_date"]
         parts += [f"toString({alias}.brand_id) AS brand_id"] if "brand_id" not in self.categorical else []
         parts += [f"{alias}.{c} AS {c}" for c in self.numeric]
-        parts += [f"JSONExtractFloat({alias}.{self.json_column}, '{k}') AS {k}" for k in self.json_keys]
+        parts += [f"{self.json_sql(alias, k)} AS {k}" for k in self.json_keys]
         parts += [f"toString({alias}.{c}) AS {c}" for c in self.categorical]
         return ",\n    ".join(parts)
 
