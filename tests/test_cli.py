@@ -27,6 +27,8 @@ def test_end_to_end_commands(tmp_path):
     assert built.returncode == 0, built.stderr
     rows = json.loads(built.stdout)
     assert set(rows) == {"2026-02-01", "2026-02-02"} and rows["2026-02-01"]["customer_user_features"] > 300
+    again = run(["features", "build", "--date", "2026-02-02", "--from-history", "--json"], tmp_path)
+    assert again.returncode == 0 and json.loads(again.stdout)["2026-02-02"] == rows["2026-02-02"]
     quality = run(["features", "quality", "--json"], tmp_path)
     assert quality.returncode == 0 and json.loads(quality.stdout)["ok"]
     report = run(["explore", "--out", str(tmp_path / "report")], tmp_path)

@@ -127,13 +127,18 @@ def simulate(
     _emit(result, as_json, "simulation")
 
 
-@features_app.command("build", epilog="Examples: ownlens-ml features build --date 2026-02-01\n\nownlens-ml features build --from 2026-02-01 --to 2026-02-28")
+@features_app.command("build", epilog="Examples: ownlens-ml features build --date 2026-02-01\n\nownlens-ml features build --from 2026-02-01 --to 2026-02-28\n\nownlens-ml features build --date 2026-02-01 --from-history   (after correcting past sessions in place)")
 def features_build(
     on: Optional[str] = typer.Option(None, "--date", help="Feature date D: features use data before D."),
     start: Optional[str] = typer.Option(None, "--from", help="First date of a range."),
     end: Optional[str] = typer.Option(None, "--to", help="Last date of a range (inclusive)."),
     dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print rows written as JSON."),
+    from_history: bool = typer.Option(
+        False, "--from-history",
+        help="Compute user features from all history, not from the stored per-user state of an earlier date. A state "
+             "is reused only while it counts exactly the sessions stored before its date; use this after past sessions "
+             "were changed in place (same count)."),
 ):
     """Compute customer_user_features, labels, daily summaries and editorial performance for dates, inside ClickHouse."""
     from ownlens.ml.features.build import build_features, date_range
@@ -151,7 +156,7 @@ def features_build(
     with _progress() as progress:
         task = progress.add_task("building features", total=len(dates))
         for d in dates:
-            results[str(d)] = build_features(client, d)
+            results[str(d)] = build_features(client, d, from_history=from_history and d == dates[0])
             log.info("features built", extra={"fields": {"date": str(d), **results[str(d)]}})
             progress.advance(task)
     if as_json:

@@ -11,7 +11,7 @@ from ownlens.ml.errors import InvalidInput, NotFound
 from ownlens.ml.features import customer, editorial
 
 STEPS = [
-    ("customer_user_features", customer.build_user_features),
+    ("customer_user_features", customer.build_user_features),  # first: the others read it
     ("customer_user_feature_vectors", customer.build_user_feature_vectors),
     ("customer_user_labels", customer.build_labels),
     ("customer_session_summary_daily", customer.build_session_summary),
@@ -29,11 +29,12 @@ def data_range(client: Client) -> tuple[date, date] | None:
     return (first, last) if n else None
 
 
-def build_features(client: Client, d: date) -> dict[str, int]:
+def build_features(client: Client, d: date, from_history: bool = False) -> dict[str, int]:
     """Build all feature tables for ``d`` from data strictly before ``d`` (labels from [d, d+30)).
 
     Re-running for the same date replaces the rows. Raises :class:`NotFound` when there is no
-    data before ``d``.
+    data before ``d``. ``from_history`` computes the users' state from all sessions instead of an
+    earlier stored state (see :func:`customer.build_user_state`).
     """
     schema.require(client)
     span = data_range(client)
@@ -47,6 +48,8 @@ def build_features(client: Client, d: date) -> dict[str, int]:
         )
     from ownlens.ml.simulation.truth import build_truth
 
+    if from_history:
+        customer.forget_states(client)
     written = {table: step(client, d) for table, step in STEPS}
     written["sim_user_truth"] = build_truth(client, d)
     return written

@@ -274,6 +274,11 @@ def build_user_features(client: Client, d: date) -> int:
     return rows
 
 
+def forget_states(client: Client) -> None:
+    """Drop every stored state (they may rest on sessions changed since), so the next build reads all history."""
+    client.command("TRUNCATE TABLE customer_user_state")
+
+
 def drop_old_states(client: Client) -> None:
     """Keep the newest STATE_KEEP_DATES states (rebuilding an older date then reads all history)."""
     for (old,) in client.query(
