@@ -19,7 +19,7 @@ from datetime import date
 
 import numpy as np
 
-TRAIN_DATES = ["2026-02-20", "2026-02-27", "2026-03-06"]  # weekly dates with complete labels in a 90-day simulation
+TRAIN_DATES = ["2026-01-21", "2026-01-28", "2026-02-04", "2026-03-06"]  # training dates 30+ days before the test date (the last), 90-day simulation
 
 
 def _client(path):

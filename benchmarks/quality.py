@@ -1,7 +1,7 @@
 """Model quality on a simulation: each model's algorithm next to its baselines and the oracle, same test rows.
 
-Simulates a publisher (default: the demo's 5,000 users over 75 days), builds weekly feature dates, trains
-on the earlier dates and tests on the latest labelled one.
+Simulates a publisher (default: the demo's 5,000 users over 90 days), builds the demo's feature dates, trains
+on the dates whose labels were complete 30 days before the latest labelled one and tests on that one.
 
     python benchmarks/quality.py                       # the default (demo) simulation
     python benchmarks/quality.py --users 40000 --days 90 --out benchmarks/results/quality-40k.json
@@ -32,7 +32,7 @@ from ownlens.ml.warehouse import connect
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--users", type=int, default=5_000)
-    p.add_argument("--days", type=int, default=75)
+    p.add_argument("--days", type=int, default=90)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--models", default=",".join(ALL_MODELS), help="comma-separated model names")
     p.add_argument("--out")

@@ -18,8 +18,9 @@ from ownlens.ml.warehouse import connect, embedded_dsn
 # artifacts and reports of in-process tests go to a throw-away home, never ~/.ownlens
 os.environ["OWNLENS_HOME"] = tempfile.mkdtemp(prefix="ownlens-test-home-")
 
-SMALL = SimulationConfig(users=3_000, days=70, start=date(2026, 1, 5), seed=11)
-FEATURE_DATES = [date(2026, 2, 2), date(2026, 2, 9)]
+SMALL = SimulationConfig(users=3_000, days=85, start=date(2026, 1, 5), seed=11)
+# 30 days apart: a time split trains only on dates whose 30-day labels were complete by the test date
+FEATURE_DATES = [date(2026, 1, 26), date(2026, 2, 25)]
 
 
 @pytest.fixture(scope="session")

@@ -165,6 +165,9 @@ def test_bad_inputs_get_clear_errors(churn_result, labelled):
         train(MODELS["conversion"], labelled, test_date="2026-03-01")
     runs = store.runs(labelled, "conversion", limit=1000)
     assert len(runs) == runs_before + 1 and runs.iloc[0]["status"] == "failed" and "no labelled rows" in runs.iloc[0]["error_message"]
+    # a training date whose 30-day label reaches into the test window would leak it: refused
+    with pytest.raises(InvalidInput, match="at least 30 days before the test date"):
+        train(CHURN, labelled, train_dates=[(pd.Timestamp(FEATURE_DATES[1]) - pd.Timedelta(days=7)).date()], test_date=FEATURE_DATES[1], register=False)
 
 
 def test_serving_vectors_give_the_same_inputs_as_the_feature_table(churn_result, labelled):

@@ -811,10 +811,10 @@ def run_pipeline(
         raise typer.Exit(1)
 
 
-@app.command(epilog="Example: ownlens-ml demo --users 5000 --days 75")
+@app.command(epilog="Example: ownlens-ml demo --users 5000 --days 90")
 def demo(
     users: int = typer.Option(5_000, help="Number of simulated users."),
-    days: int = typer.Option(75, help="Number of simulated days."),
+    days: int = typer.Option(90, help="Number of simulated days (75 or more: models train on dates whose 30-day labels were complete 30 days before the test date)."),
     seed: int = typer.Option(7, help="Random seed."),
     dsn: Optional[str] = typer.Option(None, "--dsn", help=DSN_HELP),
 ):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -204,6 +204,11 @@ def evaluate_registered(spec: ModelSpec, client: Client, version: str = "product
     metrics = M.compute(spec.task, test["label"], test["prediction"])
     oracle = None if test["oracle"].isna().all() else M.compute(spec.task, test["label"], test["oracle"])
     split = {"kind": "evaluation", "test_date": str(test["feature_date"].iloc[0]), "test_rows": len(test)}
+    trained_to = store.get(client, spec.name, model.version).get("training_data_end") if model.version else None
+    if trained_to is not None and pd.notna(trained_to) and _date(split["test_date"]) < _date(trained_to) + timedelta(days=spec.label_days):
+        split["warning"] = (f"optimistic: the labels of {split['test_date']} overlap those the model trained on (dates to "
+                            f"{trained_to}, labels {spec.label_days} days long); evaluate on "
+                            f"{_date(trained_to) + timedelta(days=spec.label_days)} or later")
     out_dir = output_dir or get_settings().reports_dir / "models" / spec.name / str(model.version)
     report = write_report(spec, model, test, metrics, oracle, Path(out_dir), split)
     return {"model": spec.name, "version": model.version, "split": split, "metrics": metrics, "oracle": oracle,

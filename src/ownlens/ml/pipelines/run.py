@@ -34,12 +34,13 @@ class RunSummary:
 
 
 def plan_feature_dates(first: date, last: date) -> list[date]:
-    """Weekly feature dates with complete 30-day label windows (up to four), plus the day after the data ends."""
-    dates, d = [], last - timedelta(days=29)
-    while d > first + timedelta(days=14) and len(dates) < 4:
-        dates.append(d)
-        d -= timedelta(days=7)
-    return sorted(dates) + [last + timedelta(days=1)]
+    """The dates to build features for: the latest with a complete 30-day label window (the test date), the
+    week before it (a recommender learns its blend there), up to three weekly dates whose labels were complete by
+    the test date (training dates, 30 to 44 days before it), and the day after the data ends (scoring).
+    Dates with under two weeks of history before them are left out."""
+    test = last - timedelta(days=29)
+    candidates = [test - timedelta(days=n) for n in (44, 37, 30, 7)] + [test]
+    return [d for d in candidates if d > first + timedelta(days=14)] + [last + timedelta(days=1)]
 
 
 def _timed(summary: RunSummary, step: str, fn):

@@ -138,6 +138,7 @@ CLICK = ModelSpec(
     level_column="click_likelihood",
     decision_column="will_click",
     targets={"precision": 0.75},
+    label_days=7,  # a click within 7 days of the impression
     source=RowSource(
         training=_pairs_sql(IMPRESSIONS, training=True),
         scoring=_for_date(_pairs_sql(CANDIDATES, training=False)),

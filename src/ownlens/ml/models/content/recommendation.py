@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -387,7 +387,7 @@ def _dates_with_horizon(client: Client) -> list[date]:
 
 def train(client: Client, *, feature_date=None, test_date=None, brand_id=None, limit: int | None = 5_000,
           register: bool = True, seed: int = 0, **_) -> "TrainingResult":
-    """Learn the blend on ``feature_date`` (default: the date before the test date) and evaluate on
+    """Learn the blend on ``feature_date`` (default: the latest date whose week of reads ends by the test date) and evaluate on
     ``test_date`` (default: the latest feature date with a week of reads after it); ``limit`` users each."""
     from ownlens.ml.models.training import finish_task_training, recorded_run
 
@@ -395,7 +395,7 @@ def train(client: Client, *, feature_date=None, test_date=None, brand_id=None, l
     if not dates:
         raise NotFound(f"no feature date has {HORIZON_DAYS} days of reading after it: build features for an earlier date")
     test_d = as_date(test_date, "test_date") if test_date else dates[-1]
-    earlier = [d for d in dates if d < test_d]
+    earlier = [d for d in dates if d + timedelta(days=HORIZON_DAYS) <= test_d]  # its week of reads ends before the test week
     fit_d = as_date(feature_date, "feature_date") if feature_date else (earlier[-1] if earlier else test_d)
     sample = int(limit or 5_000)
     if sample < 10:
