@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ownlens.ml.errors import InvalidInput
+from ownlens.ml.features.customer import LABEL_HORIZON_DAYS
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ class ModelSpec:
     source: RowSource | None = None  # None: one row per user of ``features.table``, labels from ``label_table``
     # days after the feature date that the label looks at: a training date's label is known only this long
     # after it, so a time split trains on dates at least this many days before the test date
-    label_days: int = 30
+    label_days: int = LABEL_HORIZON_DAYS
     # drift thresholds of this model (monitoring.drift.Thresholds); None: the defaults in monitoring/drift.py
     input_thresholds: object | None = None
     prediction_thresholds: object | None = None
