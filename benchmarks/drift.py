@@ -32,8 +32,8 @@ def _publisher(path: str, name: str, users: int, seed: int, drift_at: date | Non
     from ownlens.ml.data.loaders import reload_reference_dictionaries
     from ownlens.ml.features.build import build_features
     from ownlens.ml.models.customer.churn import CHURN
-    from ownlens.ml.models.prediction import predict_batch
-    from ownlens.ml.models.training import train
+    from ownlens.ml.models.runs import train
+    from ownlens.ml.models.scoring import predict_batch
     from ownlens.ml.registry import store
     from ownlens.ml.simulation import SimulationConfig, simulate
     from ownlens.ml.warehouse import connect, embedded_dsn
@@ -55,7 +55,7 @@ def _publisher(path: str, name: str, users: int, seed: int, drift_at: date | Non
 def _walk(client, model, reference: date, days: list[date]) -> list[dict]:
     from ownlens.ml.features.build import build_features
     from ownlens.ml.models.customer.churn import CHURN
-    from ownlens.ml.models.prediction import predict_batch
+    from ownlens.ml.models.scoring import predict_batch
     from ownlens.ml.monitoring.monitor import monitor
 
     out = []

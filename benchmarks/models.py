@@ -47,7 +47,7 @@ def prepare(path: str) -> dict:
 
 def bench_train(path: str) -> dict:
     from ownlens.ml.models.customer.churn import CHURN
-    from ownlens.ml.models.training import train
+    from ownlens.ml.models.runs import train
 
     client = _client(path)
     t = time.perf_counter()
@@ -64,13 +64,12 @@ def bench_train(path: str) -> dict:
 
 def bench_score(path: str) -> dict:
     from ownlens.ml.models.customer.churn import CHURN
-    from ownlens.ml.models.prediction import predict_batch
-    from ownlens.ml.registry import store
-
-    from ownlens.ml.models.data import encoded_batches
+    from ownlens.ml.models.rows import encoded_batches
+    from ownlens.ml.models.scoring import predict_batch
+    from ownlens.ml.models.trained import load
 
     client = _client(path)
-    model = store.load(client, "churn")
+    model = load(client, "churn")
     d = date.fromisoformat(TRAIN_DATES[-1])
     result = predict_batch(CHURN, client, model, d)
     # the parts alone, on the same rows: reading the encoded inputs, and XGBoost on them

@@ -4,7 +4,7 @@ The protocol of ../shared/datasets/SOURCES.md: factorise the training users' vis
 areas); for each test user with at least two visits hold out the last-listed one, fold the user in from the
 others, rank the areas they have not visited, and score the held-out one: hit rate@10, NDCG@10 and MRR, next to
 the reference numbers computed there (popularity: HR@10 0.6991, NDCG@10 0.4485, MRR 0.3788; item-kNN: 0.7819,
-0.5312, 0.4631). It runs the production code paths: ``HybridRecommender.fit_factors`` (co-reading by item kNN,
+0.5312, 0.4631). It runs the production code paths: ``signals.fit_co_reading`` (co-reading by item kNN,
 and NMF for comparison), ``signals``, ``fit`` (the blend, learnt on a validation slice of the training users) and
 ``top_k``. The content,
 section and freshness signals have nothing to read here (no article metadata, no time) and stay zero.
@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ownlens.ml.models.content.recommendation import DateContext, HybridRecommender, UserBatch
+from ownlens.ml.models.content.recommendation.estimator import HybridRecommender, top_k
+from ownlens.ml.models.content.recommendation.signals import SIGNALS, DateContext, UserBatch, design, fit_co_reading, signals
 
 
 def read_dst(path: Path) -> list[list[int]]:
@@ -93,21 +94,26 @@ def main() -> None:
     rng = np.random.default_rng(0)
     validation = rng.random(len(train_users)) < 0.1  # the blend is learnt on held-out training users, not the test set
     fit_users = [u for u, v in zip(train_users, validation) if not v]
-    ctx = est.fit_factors(context(len(index), popularity), matrix(fit_users, index))
+    ctx = fit_co_reading(context(len(index), popularity), matrix(fit_users, index), est)
     known, target = held_out([u for u, v in zip(train_users, validation) if v], index)
-    truth = sparse.csr_matrix((np.ones(len(target)), (np.arange(len(target)), target)), shape=known.shape)
-    est.fit(ctx, batch(known), truth)
+    found = signals(ctx, batch(known), slice(None), est)
+    unread = known.toarray() == 0
+    relevant = np.zeros(known.shape, dtype=bool)
+    relevant[np.arange(len(target)), target] = True
+    est.fit(design(found, list(SIGNALS), unread), relevant[unread],
+            groups=np.broadcast_to(np.arange(known.shape[0])[:, None], known.shape)[unread])
 
-    ctx = est.fit_factors(context(len(index), popularity), train)  # the factors from every training user
+    ctx = fit_co_reading(context(len(index), popularity), train, est)  # the co-reading from every training user
     known, target = held_out(test_users, index)
-    signals = est.signals(ctx, batch(known), slice(None))
+    found = signals(ctx, batch(known), slice(None), est)
     results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "items": len(index), "train_users": len(train_users),
-               "weights": dict(zip(("collaborative", "content", "popularity", "freshness", "section_news"), map(float, est.weights_)))}
+               "weights": dict(zip(SIGNALS, map(float, est.weights_)))}
     nmf = HybridRecommender(collaborative="nmf", n_components=8, random_state=0)
-    nmf_signal = nmf.signals(nmf.fit_factors(context(len(index), popularity), train), batch(known), slice(None))["collaborative"]
-    for name, scores in (("popularity", signals["popularity"]), ("nmf (8 factors) alone", nmf_signal),
-                         ("co-reading (item kNN) alone", signals["collaborative"]), ("hybrid", est.blend(signals))):
-        top, _ = est.top_k(scores, known, 10)
+    nmf_signal = signals(fit_co_reading(context(len(index), popularity), train, nmf), batch(known), slice(None), nmf)["collaborative"]
+    for name, scores in (("popularity", found["popularity"]), ("nmf (8 factors) alone", nmf_signal),
+                         ("co-reading (item kNN) alone", found["collaborative"]),
+                         ("hybrid", est.blend([found[s] for s in SIGNALS]))):
+        top, _ = top_k(scores, known, 10)
         results[name] = {**scores_for(top, target), "mrr": mrr(scores, known, target)}
         print(name, json.dumps(results[name]), flush=True)
     results["seconds"] = round(time.perf_counter() - started, 1)

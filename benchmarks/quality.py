@@ -21,10 +21,10 @@ import tempfile
 import time
 
 from ownlens.ml import schema
-from ownlens.ml.pipelines.run import plan_feature_dates
 from ownlens.ml.features.build import build_features, data_range
-from ownlens.ml.models import ALL_MODELS, MODELS, TASK_MODELS
+from ownlens.ml.models import get, names
 from ownlens.ml.models.training import compare_baselines
+from ownlens.ml.pipelines.run import plan_feature_dates
 from ownlens.ml.simulation import SimulationConfig, simulate
 from ownlens.ml.warehouse import connect
 
@@ -34,7 +34,7 @@ def main() -> None:
     p.add_argument("--users", type=int, default=5_000)
     p.add_argument("--days", type=int, default=90)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--models", default=",".join(ALL_MODELS), help="comma-separated model names")
+    p.add_argument("--models", default=",".join(names()), help="comma-separated model names")
     p.add_argument("--out")
     args = p.parse_args()
     path = tempfile.mkdtemp(prefix="ownlens-quality-")
@@ -50,13 +50,13 @@ def main() -> None:
                    "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores",
                    "simulation": {"users": args.users, "days": args.days, "seed": args.seed}, "models": {}}
         wanted = args.models.split(",")
-        for name in [n for n in wanted if n in TASK_MODELS]:
+        for name in [n for n in wanted if "algorithm" not in get(n).options]:  # no baselines to swap in
             t = time.perf_counter()
-            r = TASK_MODELS[name].train(client, register=False)
+            r = get(name).train(client)
             row = {"metrics": r.metrics, "oracle": r.oracle_metrics, "split": r.split, "seconds": round(time.perf_counter() - t, 1)}
             results["models"][name] = row
             print(name, json.dumps(row, default=str), flush=True)
-        for name, spec in [(n, s) for n, s in MODELS.items() if n in wanted]:
+        for name, spec in [(n, get(n)) for n in wanted if "algorithm" in get(n).options]:
             r = compare_baselines(spec, client)
             key = spec.primary_metric
             row = {algo: round(m[key], 4) for algo, m in r["results"].items()}

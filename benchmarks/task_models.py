@@ -13,7 +13,7 @@ import resource
 import time
 
 from ownlens.ml import schema
-from ownlens.ml.models import TASK_MODELS
+from ownlens.ml.models import get
 from ownlens.ml.warehouse import connect
 
 
@@ -26,7 +26,8 @@ def main() -> None:
     schema.apply(client)
     d = max(x for (x,) in client.query("SELECT DISTINCT feature_date FROM customer_user_features").result_rows)
     out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "scored_date": str(d), "models": {}}
-    for name, task in TASK_MODELS.items():
+    for name in ("segmentation", "recommendation", "ad_placement"):
+        task = get(name)
         t = time.perf_counter()
         result = task.train(client)
         train_s = time.perf_counter() - t

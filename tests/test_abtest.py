@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import FEATURE_DATES
+
 from ownlens.ml.errors import InvalidInput, NotFound
 from ownlens.ml.models.customer.churn import CHURN
-from ownlens.ml.models.training import train
+from ownlens.ml.models.runs import train
 from ownlens.ml.monitoring import abtest
 
 
@@ -59,14 +59,14 @@ def test_bad_tests_are_refused(labelled, versions):
 
 
 def test_batch_predictions_follow_the_arms_of_a_running_test(labelled, versions):
-    from ownlens.ml.models.prediction import predict_batch
-    from ownlens.ml.registry import store
+    from ownlens.ml.models.scoring import predict_batch
+    from ownlens.ml.models.trained import load
 
     good, weak = versions
     test = abtest.create(labelled, "batch-ab", "churn", good, weak, split=0.3)
     d = FEATURE_DATES[1]
     for _ in range(2):  # a re-run replaces
-        result = predict_batch(CHURN, labelled, store.load(labelled, "churn", good), d, ab_test=test)
+        result = predict_batch(CHURN, labelled, load(labelled, "churn", good), d, ab_test=test)
     assert result["version"] == f"{good} | {weak}"
     rows = labelled.query("SELECT toString(user_id), model_version FROM customer_churn_predictions WHERE prediction_date = {d:Date}",
                           parameters={"d": d}).result_rows

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import FEATURE_DATES
 from fastapi.testclient import TestClient
 
-from conftest import FEATURE_DATES
 from ownlens.ml.models.customer.churn import CHURN
-from ownlens.ml.models.training import train
+from ownlens.ml.models.runs import train
 from ownlens.ml.registry import store
-from ownlens.ml.serving import models as served_models
+from ownlens.ml.serving import served as served_models
 from ownlens.ml.serving.app import MAX_BATCH, create_app
 from ownlens.ml.settings import Settings
 

@@ -125,14 +125,22 @@ def test_train_predict_evaluate_and_registry_commands(tmp_path):
         stored = run(["predict", name, "--json"], tmp_path)
         assert stored.returncode == 0 and json.loads(stored.stdout)["rows"] > 300, stored.stderr
     recs = run(["predict", "recommendation", "--json", "--user", "00000000-0000-4000-8000-000000000000"], tmp_path)
-    assert recs.returncode == 0 and len(json.loads(recs.stdout)) == 10 and json.loads(recs.stdout)[0]["cold_start"], recs.stderr
+    assert recs.returncode == 0, recs.stderr
+    rows = json.loads(recs.stdout)["predictions"]  # every model's --user --json has this shape
+    assert len(rows) == 10 and rows[0]["cold_start"] and [r["rank"] for r in rows] == list(range(1, 11))
+    more = json.loads(run(["predict", "recommendation", "--json", "--user", "00000000-0000-4000-8000-000000000000",
+                           "--option", "k=15"], tmp_path).stdout)["predictions"]
+    assert len(more) == 15
+    evaluated = run(["evaluate", "segmentation", "--json"], tmp_path)  # every model is evaluated the same way
+    assert evaluated.returncode == 0 and json.loads(evaluated.stdout)["metrics"]["silhouette"] > 0, evaluated.stderr
 
     for args, code, message in [
         (["run", "--model", "nope"], 3, "unknown model 'nope'"),
-        (["evaluate", "segmentation"], 2, "evaluated when trained"),
         (["train", "segmentation", "--clusters", "1"], 2, "at least 2"),
+        (["train", "segmentation", "--algorithm", "xgboost"], 2, "segmentation does not take algorithm"),
         (["predict", "click", "--user", "00000000-0000-4000-8000-000000000000"], 2, "add --article ID"),
-        (["train", "nope"], 2, "unknown model 'nope'"),
+        (["predict", "recommendation", "--user", "00000000-0000-4000-8000-000000000000", "--option", "k=0"], 2, "greater than"),
+        (["train", "nope"], 3, "unknown model 'nope'"),
         (["predict", "nope"], 3, "unknown model 'nope'"),
         (["models", "promote", "churn", "9.9.9"], 3, "has no version '9.9.9'"),
         (["models", "rollback", "churn"], 3, "nothing to roll back to"),

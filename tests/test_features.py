@@ -2,14 +2,13 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
+from conftest import FEATURE_DATES
 
 from ownlens.ml.data.loaders import SessionLoader, UserFeaturesLoader
 from ownlens.ml.errors import NotFound, SchemaMissing
 from ownlens.ml.features.build import build_features
 from ownlens.ml.features.customer import STATE_KEEP_DATES, build_user_features
 from ownlens.ml.simulation import SimulationConfig, simulate
-
-from conftest import FEATURE_DATES
 
 POINT_IN_TIME_TABLES = {
     "customer_user_features": ("feature_date", "user_id"),

@@ -1,14 +1,18 @@
 from datetime import date
 
 import pytest
+from conftest import FEATURE_DATES
 
 from ownlens.ml.data.loaders import (
-    ContentEventLoader, EditorialLoader, EventLoader, ReferenceLoader, SessionLoader, UserFeaturesLoader,
+    ContentEventLoader,
+    EditorialLoader,
+    EventLoader,
+    ReferenceLoader,
+    SessionLoader,
+    UserFeaturesLoader,
 )
 from ownlens.ml.data.quality import check_user_features
 from ownlens.ml.errors import InvalidInput, NotFound
-
-from conftest import FEATURE_DATES
 
 
 def test_seed_000_loader_call_returns_names(sim):

@@ -7,16 +7,17 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import FEATURE_DATES
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from conftest import FEATURE_DATES
 from ownlens.ml.errors import InvalidInput, NotFound
-from ownlens.ml.models import MODELS, get_spec
+from ownlens.ml.models import get
 from ownlens.ml.models.customer.churn import CHURN, ChurnModel, ChurnPredictor, ChurnTrainingPipeline
 from ownlens.ml.models.estimators import OwnLensClassifier, OwnLensRegressor
-from ownlens.ml.models.model import TrainedModel
-from ownlens.ml.models.prediction import predict_batch
-from ownlens.ml.models.training import fit_model, train
+from ownlens.ml.models.runs import train
+from ownlens.ml.models.scoring import predict_batch
+from ownlens.ml.models.trained import TrainedModel, load, register
+from ownlens.ml.models.training import fit_model
 from ownlens.ml.registry import store
 
 CALIBRATED = "calibration deliberately undoes class weights, so extreme weights do not flip predictions"
@@ -72,8 +73,8 @@ def test_seed_api_round_trip(labelled, tmp_path):
 
 
 def test_registry_versions_promote_and_rollback(labelled):
-    first = train(get_spec("engagement"), labelled)
-    second = train(get_spec("engagement"), labelled)
+    first = train(get("engagement"), labelled)
+    second = train(get("engagement"), labelled)
     major, minor, _ = map(int, first.model.version.split("."))
     assert second.model.version == f"{major}.{minor + 1}.0"
     store.promote(labelled, "engagement", first.model.version)
@@ -84,11 +85,11 @@ def test_registry_versions_promote_and_rollback(labelled):
     assert back["model_version"] == first.model.version
     stages = store.versions(labelled, "engagement").set_index("model_version")["stage"]
     assert stages[first.model.version] == "production" and stages[second.model.version] == "archived"
-    assert store.load(labelled, "engagement").version == first.model.version
+    assert load(labelled, "engagement").version == first.model.version
     with pytest.raises(NotFound, match="has no version '9.9.9'"):
         store.get(labelled, "engagement", "9.9.9")
     with pytest.raises(NotFound, match="unknown model 'nope'"):
-        get_spec("nope")
+        get("nope")
     importances = labelled.query("SELECT count(), sum(importance) FROM ml_model_features WHERE model_name = 'engagement' "
                                  "AND model_version = {v:String}", parameters={"v": first.model.version}).result_rows[0]
     assert importances[0] == len(first.model.features) and importances[1] == pytest.approx(1.0, abs=1e-6)
@@ -162,7 +163,7 @@ def test_bad_inputs_get_clear_errors(churn_result, labelled):
         predict_batch(CHURN, labelled, model, pd.Timestamp("2030-01-01").date())
     runs_before = len(store.runs(labelled, "conversion", limit=1000))
     with pytest.raises(NotFound, match="no labelled rows"):
-        train(MODELS["conversion"], labelled, test_date="2026-03-01")
+        train(get("conversion"), labelled, test_date="2026-03-01")
     runs = store.runs(labelled, "conversion", limit=1000)
     assert len(runs) == runs_before + 1 and runs.iloc[0]["status"] == "failed" and "no labelled rows" in runs.iloc[0]["error_message"]
     # a training date whose 30-day label reaches into the test window would leak it: refused
@@ -171,7 +172,7 @@ def test_bad_inputs_get_clear_errors(churn_result, labelled):
 
 
 def test_serving_vectors_give_the_same_inputs_as_the_feature_table(churn_result, labelled):
-    from ownlens.ml.models.data import lookup_frame, lookup_vectors
+    from ownlens.ml.models.rows import lookup_frame, lookup_vectors
 
     d = FEATURE_DATES[1]
     users = [u for (u,) in labelled.query("SELECT toString(user_id) FROM customer_user_features WHERE feature_date = {d:Date} "
@@ -181,7 +182,7 @@ def test_serving_vectors_give_the_same_inputs_as_the_feature_table(churn_result,
     wide = lookup_frame(labelled, CHURN, d, users).set_index("user_id").loc[ids].reset_index()
     np.testing.assert_allclose(packed, model.matrix(wide), equal_nan=True)
     # the newest date comes from the in-memory dictionary, of this database; an older date from the table
-    from ownlens.ml.models.data import VECTOR_DICT_LOOKUP, _json_rows
+    from ownlens.ml.models.rows import VECTOR_DICT_LOOKUP, _json_rows
 
     params = {"users": users, "signature": CHURN.features.signature}
     assert len(_json_rows(labelled, VECTOR_DICT_LOOKUP, params | {"d": d})) == len(users)
@@ -216,7 +217,7 @@ def test_click_model_on_user_article_pairs(labelled):
 
 
 def test_hyper_parameter_search_and_cross_validation(labelled):
-    result = train(MODELS["engagement"], labelled, tune_trials=3, cv_folds=3, register=False)
+    result = train(get("engagement"), labelled, tune_trials=3, cv_folds=3, register=False)
     assert set(result.extra["tuned_params"]) == {"n_estimators", "learning_rate", "max_depth"}
     cv = result.extra["cross_validation"]
     assert cv["folds"] == 3 and len(cv["scores"]) == 3 and 0.3 < cv["mean"] < 1
@@ -226,15 +227,13 @@ def test_hyper_parameter_search_and_cross_validation(labelled):
 @pytest.mark.parametrize("estimator", [OwnLensClassifier("logistic"), OwnLensClassifier("random_forest", n_estimators=5),
                                        OwnLensClassifier("mlp"), OwnLensRegressor("linear"), OwnLensRegressor("lightgbm", n_estimators=5)])
 def test_every_algorithm_round_trips_through_its_safe_format(estimator):
-    from ownlens.ml.models.estimators import estimator_from_files
-
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 4))
     y = (X[:, 0] > 0).astype(int) if isinstance(estimator, OwnLensClassifier) else X[:, 0] * 2
     fitted = estimator.fit(X, y)
     files = fitted.to_files()
     assert not any(name.endswith((".pkl", ".pickle", ".joblib")) for name in files)
-    loaded = estimator_from_files(files)
+    loaded = type(estimator).from_files(files)
     before = fitted.predict_proba(X) if isinstance(estimator, OwnLensClassifier) else fitted.predict(X)
     after = loaded.predict_proba(X) if isinstance(estimator, OwnLensClassifier) else loaded.predict(X)
     np.testing.assert_allclose(after, before)
@@ -244,15 +243,13 @@ def test_every_algorithm_round_trips_through_its_safe_format(estimator):
                                        OwnLensRegressor(n_estimators=60, max_depth=7)])
 def test_compiled_trees_score_like_the_booster(estimator):
     """The numpy walk the API uses for a few rows gives XGBoost's own predictions, missing values included."""
-    from ownlens.ml.models.estimators import estimator_from_files
-
     rng = np.random.default_rng(3)
     X = rng.normal(size=(2000, 6))
     X[rng.random(X.shape) < 0.15] = np.nan
     X[:, 2] = rng.integers(0, 4, len(X))
     signal = np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) * X[:, 2]
     y = (signal > 0.5).astype(int) if isinstance(estimator, OwnLensClassifier) else rng.poisson(np.exp(np.clip(signal, -3, 2)))
-    fitted = estimator_from_files(estimator.fit(X, y).to_files())  # as served: read back from the artifact
+    fitted = type(estimator).from_files(estimator.fit(X, y).to_files())  # as served: read back from the artifact
     X_new = rng.normal(size=(300, 6))
     X_new[rng.random(X_new.shape) < 0.15] = np.nan
     expected = fitted.predict_proba(X_new)[:, 1] if isinstance(estimator, OwnLensClassifier) else fitted.predict(X_new)
@@ -267,11 +264,11 @@ def test_artifacts_at_an_fsspec_url_round_trip_with_their_checksum(churn_result,
     fsspec = pytest.importorskip("fsspec")
     trained = churn_result.model
     model = TrainedModel(trained.spec_name, trained.task, trained.features, trained.encoder, trained.estimator)
-    store.register(labelled, model, algorithm="xgboost", metrics={"roc_auc": 0.5}, window=(FEATURE_DATES[0], FEATURE_DATES[0]),
-                   description="fsspec test", artifacts_uri="memory://ownlens-artifacts")
+    register(labelled, model, algorithm="xgboost", metrics={"roc_auc": 0.5}, window=(FEATURE_DATES[0], FEATURE_DATES[0]),
+             description="fsspec test", artifacts_uri="memory://ownlens-artifacts")
     uri = store.get(labelled, "churn", model.version)["artifact_uri"]
     assert uri.startswith("memory://ownlens-artifacts/churn/")
-    loaded = store.load(labelled, "churn", model.version)
+    loaded = load(labelled, "churn", model.version)
     X = np.random.default_rng(0).normal(size=(5, len(trained.features)))
     np.testing.assert_allclose(loaded.predict_matrix(X), trained.predict_matrix(X))
     with fsspec.open(uri, "rb") as fh:
@@ -279,10 +276,10 @@ def test_artifacts_at_an_fsspec_url_round_trip_with_their_checksum(churn_result,
     with fsspec.open(uri, "wb") as fh:
         fh.write(data[:-10] + bytes(10))
     with pytest.raises(InvalidInput, match="modified since it was registered"):
-        store.load(labelled, "churn", model.version)
+        load(labelled, "churn", model.version)
     with fsspec.open(uri, "wb") as fh:  # put it back: later tests may load the latest version
         fh.write(data)
-    assert store.load(labelled, "churn", model.version).version == model.version
+    assert load(labelled, "churn", model.version).version == model.version
 
 
 def test_mlflow_trouble_never_fails_a_training_run(labelled, monkeypatch, caplog):
@@ -300,7 +297,7 @@ def test_mlflow_trouble_never_fails_a_training_run(labelled, monkeypatch, caplog
 
 def test_rebuilding_vectors_reloads_a_loaded_serving_dictionary(labelled):
     from ownlens.ml.features.customer import build_user_feature_vectors
-    from ownlens.ml.models.data import VECTOR_DICT_LOOKUP, _json_rows
+    from ownlens.ml.models.rows import VECTOR_DICT_LOOKUP, _json_rows
 
     d = FEATURE_DATES[1]
     user = labelled.query("SELECT toString(user_id) FROM customer_user_feature_vectors WHERE feature_date = {d:Date} LIMIT 1",

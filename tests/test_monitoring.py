@@ -7,10 +7,10 @@ from datetime import date
 
 import numpy as np
 import pytest
+from conftest import FEATURE_DATES, SMALL
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from conftest import FEATURE_DATES, SMALL
 from ownlens.ml.features.build import build_features
 from ownlens.ml.models.customer.churn import CHURN
 from ownlens.ml.monitoring.drift import feature_drift
@@ -97,8 +97,8 @@ def test_monitor_rejects_bad_dates(steady):
 
 
 def test_realised_performance_of_stored_predictions(labelled):
-    from ownlens.ml.models.prediction import predict_batch
-    from ownlens.ml.models.training import train
+    from ownlens.ml.models.runs import train
+    from ownlens.ml.models.scoring import predict_batch
 
     result = train(CHURN, labelled)
     scored = predict_batch(CHURN, labelled, result.model, FEATURE_DATES[1])
@@ -113,20 +113,20 @@ def test_realised_performance_of_stored_predictions(labelled):
 
 
 def test_scheduled_pass_covers_the_latest_date_and_completed_labels_once(labelled):
-    from ownlens.ml.models.prediction import predict_batch
-    from ownlens.ml.models.training import train
-    from ownlens.ml.monitoring.monitor import monitor_due
+    from ownlens.ml.models.runs import train
+    from ownlens.ml.models.scoring import predict_batch
+    from ownlens.ml.pipelines.monitoring import scheduled_pass
 
     model = train(CHURN, labelled).model
     predict_batch(CHURN, labelled, model, FEATURE_DATES[0])
     labelled.command("DELETE FROM ml_model_monitoring WHERE model_name = 'churn'")
     done: set = set()
-    reports = {(r.model, r.current): r for r in monitor_due(labelled, done)}
+    reports = {(r.model, r.current): r for r in scheduled_pass(labelled, done)}
     latest = max(FEATURE_DATES)
     assert reports[("churn", latest)].drift  # drift on the newest features
     first = reports[("churn", FEATURE_DATES[0])]  # labels complete, predictions stored: realised performance
     assert first.reference is None and not first.drift and first.performance["rows"] > 0
-    assert monitor_due(labelled, done) == []  # nothing new: nothing redone
+    assert scheduled_pass(labelled, done) == []  # nothing new: nothing redone
     stored = labelled.query("SELECT monitoring_date, countIf(monitor_type = 'performance') FROM ml_model_monitoring "
                             "WHERE model_name = 'churn' GROUP BY monitoring_date ORDER BY monitoring_date").result_rows
     assert stored[0] == (FEATURE_DATES[0], len(first.performance))
@@ -144,9 +144,11 @@ def test_thresholds_inputs_predictions_and_trending_inputs():
 
 def test_alerts_can_retrain_a_challenger_promoted_only_if_at_least_as_good(labelled):
     from ownlens.ml.models import metrics as M
-    from ownlens.ml.models.training import train
+    from ownlens.ml.models.runs import train
+    from ownlens.ml.models.trained import load
     from ownlens.ml.monitoring.drift import Drift
-    from ownlens.ml.monitoring.monitor import MonitoringReport, retrain_on_alert
+    from ownlens.ml.monitoring.monitor import MonitoringReport
+    from ownlens.ml.pipelines.monitoring import retrain_on_alert
     from ownlens.ml.registry import store
 
     weak = train(CHURN, labelled, algorithm="logistic", params={}, limit=300).model.version
@@ -159,13 +161,13 @@ def test_alerts_can_retrain_a_challenger_promoted_only_if_at_least_as_good(label
     assert duel["new"] > duel["production"]  # full XGBoost beats a 300-row logistic regression...
     assert duel["promoted"] and store.get(labelled, "churn", "production")["model_version"] == duel["version"]
     # ...on the very rows the challenger was tested on: the weak model scored again there gives the same number
-    from ownlens.ml.models.data import training_frame
+    from ownlens.ml.models.rows import training_frame
 
     rows = training_frame(labelled, CHURN, [FEATURE_DATES[1]])
-    again = M.compute("binary", rows["label"], store.load(labelled, "churn", weak).predict_values(rows))["roc_auc"]
+    again = M.compute("binary", rows["label"], load(labelled, "churn", weak).predict_values(rows))["roc_auc"]
     assert again == pytest.approx(duel["production"])
-    from ownlens.ml.models.training import challenge
+    from ownlens.ml.pipelines.promotion import retrain
 
-    _, worse = challenge(CHURN, labelled, algorithm="logistic", params={}, limit=300)  # a weak challenger stays a candidate
+    _, worse = retrain(CHURN, labelled, algorithm="logistic", params={}, limit=300)  # a weak challenger stays a candidate
     assert not worse["promoted"] and worse["new"] < worse["production"]
     assert store.get(labelled, "churn", "production")["model_version"] == duel["version"]

@@ -71,6 +71,11 @@ def test_world_is_realistic(sim):
 
 
 def test_oracle_is_calibrated_on_simulated_labels(sim):
+    from conftest import FEATURE_DATES
+
+    from ownlens.ml.models.oracle import ensure_user_truth
+
+    assert ensure_user_truth(sim, FEATURE_DATES)  # built for evaluation only, never by a feature build
     rows = sim.query(
         "SELECT avg(t.churn_probability), avg(l.churned_30d), avg(t.conversion_probability), avg(l.converted_30d), count() "
         "FROM sim_user_truth AS t INNER JOIN customer_user_labels AS l ON l.user_id = t.user_id AND l.feature_date = t.feature_date "

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+from conftest import FEATURE_DATES
 from fastapi.testclient import TestClient
 
-from conftest import FEATURE_DATES
 from ownlens.ml.errors import InvalidInput, NotFound
-from ownlens.ml.models import get_spec
 from ownlens.ml.models.advertising import placement
 from ownlens.ml.models.content import recommendation
+from ownlens.ml.models.content.recommendation import batch as recommendation_batch
+from ownlens.ml.models.content.recommendation import serving as recommendation_serving
+from ownlens.ml.models.content.recommendation import signals
+from ownlens.ml.models.content.recommendation.estimator import TOP_K, HybridRecommender, top_k
 from ownlens.ml.models.customer import segmentation
+from ownlens.ml.models.customer.segmentation import batch as segmentation_batch
+from ownlens.ml.models.customer.segmentation import serving as segmentation_serving
+from ownlens.ml.models.customer.segmentation import training as segmentation_training
+from ownlens.ml.models.runs import train
+from ownlens.ml.models.trained import load
+from ownlens.ml.monitoring.monitor import monitor
 from ownlens.ml.registry import store
 from ownlens.ml.serving.app import create_app
 from ownlens.ml.settings import Settings
@@ -22,7 +32,7 @@ UNKNOWN = "00000000-0000-4000-8000-000000000000"
 
 @pytest.fixture(scope="module")
 def trained(labelled):
-    out = {task.name: task.train(labelled) for task in (segmentation.SEGMENTATION, recommendation.RECOMMENDATION, placement.AD_PLACEMENT)}
+    out = {task.name: train(task, labelled) for task in (segmentation.SEGMENTATION, recommendation.RECOMMENDATION, placement.AD_PLACEMENT)}
     for name, result in out.items():
         store.promote(labelled, name, result.model.version)
     return out
@@ -41,28 +51,28 @@ def test_segments_separate_true_traits_and_are_stored_idempotently(trained, labe
     names = list(m["segment_shares"])
     assert len(set(names)) == len(names) and abs(sum(m["segment_shares"].values()) - 1) < 1e-9
 
-    model = store.load(labelled, "segmentation", "production")  # from its JSON artifact, checksum verified
+    model = load(labelled, "segmentation", "production")  # from its JSON artifact, checksum verified
     users = _count(labelled, "SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}", d=D1)
     for _ in range(2):
-        result = segmentation.assign(labelled, model, D1)
+        result = segmentation_batch.assign(labelled, model, D1)
     assert result["rows"] == users
     assert _count(labelled, "SELECT count() FROM customer_user_segment_assignments WHERE assignment_date = {d:Date}", d=D1) == users
     assert _count(labelled, "SELECT count() FROM ml_model_predictions WHERE model_name = 'segmentation' AND prediction_date = {d:Date}", d=D1) == users
-    profiles = segmentation.profiles(labelled, model.version)
+    profiles = segmentation_serving.profiles(labelled, model.version)
     assert len(profiles) == model.estimator.n_clusters_ and profiles["user_count"].sum() == users
     assert {"avg_sessions_last_30d", "share", "mobile_share"} <= set(profiles["segment_profile"].iloc[0])
 
     # one brand re-assigned keeps the other brands' rows
     brand = labelled.command("SELECT toString(brand_id) FROM customer_user_features WHERE feature_date = {d:Date} LIMIT 1", parameters={"d": D1})
-    segmentation.assign(labelled, model, D1, brand_id=brand)
+    segmentation_batch.assign(labelled, model, D1, brand_id=brand)
     assert _count(labelled, "SELECT count() FROM customer_user_segment_assignments WHERE assignment_date = {d:Date}", d=D1) == users
 
     # the artifact's model and the fitted one agree; the live look-up matches the stored assignment
-    frame = segmentation._frame(labelled, D1)
-    assert (model.estimator.predict(frame[model.features].to_numpy(float)) ==
-            r.model.estimator.predict(frame[model.features].to_numpy(float))).all()
-    one = segmentation.segment_of(labelled, model, [frame["user_id"].iloc[0], UNKNOWN], D1)
-    assert list(one["user_id"]) == [frame["user_id"].iloc[0]]
+    frame = segmentation_training.inputs(labelled, D1)
+    assert (model.estimator.predict(frame[model.features]) == r.model.estimator.predict(frame[model.features])).all()
+    found, unknown = segmentation_serving.segments(labelled, model, [frame["user_id"].iloc[0], UNKNOWN], D1)
+    one = pd.DataFrame(found)
+    assert list(one["user_id"]) == [frame["user_id"].iloc[0]] and unknown == [UNKNOWN]
     stored = labelled.command("SELECT toString(segment_id) FROM customer_user_segment_assignments WHERE assignment_date = {d:Date} "
                               "AND user_id = {u:UUID}", parameters={"d": D1, "u": frame["user_id"].iloc[0]})
     assert one["segment_id"].iloc[0] == stored
@@ -74,8 +84,9 @@ def test_segmentation_estimator_behaves_like_scikit_learn():
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(0, 1, (200, 4)), rng.normal(6, 1, (200, 4))])
     X[::17, 2] = np.nan
-    est = segmentation.KMeansSegmenter(min_clusters=2, random_state=1).fit(X, input_names=["sessions_last_30d", "a", "b", "c"])
+    est = segmentation.KMeansSegmenter(min_clusters=2, random_state=1).fit(pd.DataFrame(X, columns=["sessions_last_30d", "a", "b", "c"]))
     assert est.n_clusters_ == 2 and set(est.silhouette_by_k_) >= {"2", "3"}  # two blobs: silhouette picks two
+    X = pd.DataFrame(X, columns=["sessions_last_30d", "a", "b", "c"])
     labels = est.predict(X)
     assert len(np.unique(labels[:200])) == 1 and labels[0] != labels[-1]
     assert est.transform(X).shape == (400, est.n_clusters_) and ((0 <= est.confidence(X)) & (est.confidence(X) <= 1)).all()
@@ -83,7 +94,7 @@ def test_segmentation_estimator_behaves_like_scikit_learn():
     assert (again.predict(X) == labels).all()
     assert clone(est).get_params() == est.get_params()
     with pytest.raises(ValueError):
-        est.predict(X[:, :3])
+        est.predict(X.iloc[:, :3])
 
 
 def test_recommendations_beat_popularity_trail_the_oracle_and_respect_time(trained, labelled):
@@ -95,13 +106,13 @@ def test_recommendations_beat_popularity_trail_the_oracle_and_respect_time(train
     assert oracle["precision_at_k"] > m["signals_alone"]["popularity"]["precision_at_k"]
     assert 0 < m["recall_at_k"] <= 1 and 0 < m["catalog_coverage"] <= 1
 
-    model = store.load(labelled, "recommendation", "production")
+    model = load(labelled, "recommendation", "production")
     users = _count(labelled, "SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}", d=D1)
     for _ in range(2):
-        result = recommendation.recommend_batch(labelled, model, D1)
+        result = recommendation_batch.recommend_batch(labelled, model, D1)
     assert result["users"] == users
     stored = _count(labelled, "SELECT count() FROM customer_recommendations WHERE recommendation_date = {d:Date}", d=D1)
-    assert stored == result["rows"] and users * 5 < stored <= users * recommendation.TOP_K
+    assert stored == result["rows"] and users * 5 < stored <= users * TOP_K
     # only articles published before D, never one the user read in the week before D, ranks 1..k without gaps
     assert _count(labelled, """
 SELECT count() FROM customer_recommendations AS r INNER JOIN editorial_articles AS a ON a.article_id = r.article_id
@@ -117,11 +128,13 @@ WHERE r.recommendation_date = {d:Date}""", d=D1) == 0
 
     user = labelled.command("SELECT toString(user_id) FROM customer_recommendations WHERE recommendation_date = {d:Date} AND rank = 1 "
                             "ORDER BY score DESC LIMIT 1", parameters={"d": D1})
-    live = recommendation.recommend_users(labelled, model, [user.upper(), UNKNOWN], D1)
-    batch = recommendation.stored(labelled, user, D1)
-    assert list(live[live["user_id"] == user]["article_id"]) == list(batch["article_id"])  # live and batch agree
-    cold = live[live["user_id"] == UNKNOWN]
-    assert len(cold) == recommendation.TOP_K and cold["cold_start"].all()
+    live = {r["user_id"]: r for r in recommendation_serving.live(labelled, model, [user, UNKNOWN], D1)}
+    batch = recommendation_serving.stored(labelled, [user], D1)[user]
+    assert [a["article_id"] for a in live[user]["recommendations"]] == [a["article_id"] for a in batch["recommendations"]]  # live and batch agree
+    cold = live[UNKNOWN]
+    assert len(cold["recommendations"]) == TOP_K and cold["cold_start"]
+    upper = recommendation.RecommendationPredictor(model, labelled).predict(user.upper(), feature_date=D1)  # ids in any case
+    assert list(upper["article_id"]) == [a["article_id"] for a in batch["recommendations"]]
 
 
 def test_ad_placement_captures_the_oracle_uplift(trained, labelled):
@@ -131,7 +144,7 @@ def test_ad_placement_captures_the_oracle_uplift(trained, labelled):
     assert m["current_allocation_revenue_per_1000"] < m["revenue_per_1000"] <= r.oracle_metrics["revenue_per_1000"] + 1e-9
     assert m["uplift_captured"] > 0.8
 
-    model = store.load(labelled, "ad_placement", "production")
+    model = load(labelled, "ad_placement", "production")
     result = placement.predict_batch(labelled, model, D1)
     assert result["rows"] == _count(labelled, "SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}", d=D1)
     placement.predict_batch(labelled, model, D1)
@@ -139,22 +152,20 @@ def test_ad_placement_captures_the_oracle_uplift(trained, labelled):
                   d=D1) == result["rows"]
     # Thompson sampling explores: sampled decisions vary, the exploiting one does not
     user = labelled.command("SELECT toString(user_id) FROM customer_user_features WHERE feature_date = {d:Date} LIMIT 1", parameters={"d": D1})
-    sampled = {tuple(placement.decide_users(labelled, model, [user], D1, explore=True, seed=s)["alternatives"].iloc[0].values())
+    sampled = {tuple(placement.decide_users(labelled, model, [user], D1, explore=True, seed=s)[0][0]["alternatives"].values())
                for s in range(5)}
-    fixed = {tuple(placement.decide_users(labelled, model, [user], D1, explore=False)["alternatives"].iloc[0].values()) for _ in range(3)}
+    fixed = {tuple(placement.decide_users(labelled, model, [user], D1, explore=False)[0][0]["alternatives"].values()) for _ in range(3)}
     assert len(sampled) == 5 and len(fixed) == 1
-    unknown = placement.decide_users(labelled, model, [UNKNOWN], D1, device="mobile").iloc[0]
+    unknown = placement.decide_users(labelled, model, [UNKNOWN], D1, device="mobile")[0][0]
     assert not unknown["known_user"] and unknown["device"] == "mobile"
 
 
 def test_realised_performance_of_stored_outputs_is_monitored(trained, labelled):
-    from ownlens.ml.monitoring.monitor import monitor_task
-
     for name, task in (("recommendation", recommendation.RECOMMENDATION), ("ad_placement", placement.AD_PLACEMENT)):
-        task.predict_batch(labelled, store.load(labelled, name, "production"), D0)
-        report = monitor_task(labelled, task, D0)
+        task.predict_batch(labelled, load(labelled, name, "production"), D0)
+        report = monitor(labelled, task, D0)
         assert report.version == trained[name].model.version and report.current == D0
-        monitor_task(labelled, task, D0)  # again: replaces its rows
+        monitor(labelled, task, D0)  # again: replaces its rows
         rows = labelled.query("SELECT metric_name, feature_name, metric_value FROM ml_model_monitoring "
                               "WHERE model_name = {m:String} AND monitoring_date = {d:Date}", parameters={"m": name, "d": D0}).result_rows
         assert len(rows) == len(report.performance)
@@ -162,12 +173,12 @@ def test_realised_performance_of_stored_outputs_is_monitored(trained, labelled):
 SELECT countIf((r.user_id, r.article_id) IN (SELECT user_id, article_id FROM editorial_content_events
                WHERE event_type = 'article_view' AND event_timestamp >= {d:Date} AND event_timestamp < {d:Date} + 7)) / count()
 FROM customer_recommendations AS r WHERE r.recommendation_date = {d:Date}""", parameters={"d": D0})
-    found = monitor_task(labelled, recommendation.RECOMMENDATION, D0).performance
+    found = monitor(labelled, recommendation.RECOMMENDATION, D0).performance
     assert found["realised_precision_at_k"] == pytest.approx(float(hits)) and 0 < found["realised_hit_rate_at_k"] < 1
-    seg = store.load(labelled, "segmentation", "production")
+    seg = load(labelled, "segmentation", "production")
     for d in (D0, D1):
-        segmentation.assign(labelled, seg, d)
-    moved = monitor_task(labelled, segmentation.SEGMENTATION, D1)
+        segmentation_batch.assign(labelled, seg, d)
+    moved = monitor(labelled, segmentation.SEGMENTATION, D1)
     assert moved.reference == D0 and moved.prediction_drift.psi >= 0 and moved.prediction_drift.status in ("ok", "warning", "alert")
     assert sum(moved.performance.values()) == pytest.approx(1.0)  # the segment shares of D1
     ads = {(m, f): v for m, f, v in labelled.query("SELECT metric_name, feature_name, metric_value FROM ml_model_monitoring "
@@ -179,7 +190,7 @@ FROM customer_recommendations AS r WHERE r.recommendation_date = {d:Date}""", pa
 def test_task_models_through_the_api(trained, labelled):
     user = labelled.command("SELECT toString(user_id) FROM customer_recommendations WHERE recommendation_date = {d:Date} LIMIT 1",
                             parameters={"d": D1}) or labelled.command("SELECT toString(user_id) FROM customer_user_features LIMIT 1")
-    recommendation.recommend_batch(labelled, store.load(labelled, "recommendation", "production"), D1)
+    recommendation_batch.recommend_batch(labelled, load(labelled, "recommendation", "production"), D1)
     with TestClient(create_app(Settings(api_keys=None), labelled)) as http:
         got = http.get(f"/recommendations/{user}", params={"k": 3})
         assert got.status_code == 200, got.text
@@ -211,9 +222,9 @@ def test_task_models_explain_what_is_missing(make_db, labelled):
         with pytest.raises(NotFound, match="features"):
             task.train(empty)
     with pytest.raises(InvalidInput, match="at least 2"):
-        segmentation.train(labelled, n_clusters=1, register=False)
-    with pytest.raises(InvalidInput, match="evaluated when trained"):
-        get_spec("recommendation")
+        train(segmentation.SEGMENTATION, labelled, n_clusters=1, register=False)
+    with pytest.raises(InvalidInput, match="does not take algorithm"):
+        train(segmentation.SEGMENTATION, labelled, algorithm="xgboost", register=False)
     runs = labelled.query("SELECT status, count() FROM ml_model_training_runs FINAL WHERE model_name = 'segmentation' GROUP BY status").result_rows
     assert dict(runs).get("failed", 0) >= 1  # the refused run is on record
 
@@ -243,13 +254,13 @@ def test_seed_style_api_for_task_models(trained, labelled, tmp_path):
 
 def test_ab_test_of_two_recommenders(trained, labelled):
     from ownlens.ml.monitoring import abtest
-    from ownlens.ml.serving.models import ServedModels
+    from ownlens.ml.serving.served import ServedModels
 
     first = trained["recommendation"].model.version
-    second = recommendation.RECOMMENDATION.train(labelled, feature_date=D1, test_date=D1).model.version
+    second = train(recommendation.RECOMMENDATION, labelled, feature_date=D1, test_date=D1).model.version
     test = abtest.create(labelled, "recs-ab", "recommendation", first, second, split=0.5, start=D0)
     try:
-        result = recommendation.recommend_batch(labelled, store.load(labelled, "recommendation", first), D0, ab_test=test)
+        result = recommendation_batch.recommend_batch(labelled, load(labelled, "recommendation", first), D0, ab_test=test)
         assert result["version"] == f"{first} | {second}"
         wrong = labelled.command(f"""
 SELECT countIf(model_version != if({abtest.VARIANT_SQL} = 'B', {{b:String}}, {{a:String}})), uniqExact(model_version)
@@ -260,7 +271,7 @@ FROM customer_recommendations WHERE recommendation_date = {{d:Date}}""",
         for user in labelled.query("SELECT DISTINCT toString(user_id) FROM customer_recommendations WHERE recommendation_date = {d:Date} "
                                    "LIMIT 20", parameters={"d": D0}).result_rows:
             expected = second if abtest.variant(test.test_id, user[0], 0.5) == "B" else first
-            assert served.task("recommendation", user[0]).version == expected
+            assert served.server("recommendation", user[0]).model.version == expected
         results = abtest.analyse(labelled, "recs-ab")
         assert results["dates"] == [str(D0)] and {a["version"] for a in results["arms"].values()} == {first, second}
         users = int(labelled.command("SELECT uniqExact(user_id) FROM customer_recommendations WHERE recommendation_date = {d:Date}",
@@ -280,18 +291,17 @@ FROM customer_recommendations WHERE recommendation_date = {{d:Date}}""",
 def test_co_reading_recommends_what_similar_readers_read(collaborative):
     from datetime import date
 
-    import pandas as pd
     from scipy import sparse
 
     rng = np.random.default_rng(3)
     # two reader groups: one reads items 0-4, the other 5-9, each reader some of their group's items
     rows = [(u, i) for u in range(400) for i in (rng.choice(5, 3, replace=False) + (0 if u < 200 else 5))]
     reads = sparse.csr_matrix((np.ones(len(rows)), tuple(zip(*rows))), shape=(400, 10))
-    ctx = recommendation.DateContext(date(2026, 1, 1), pd.DataFrame({"article_id": np.arange(10)}), [], [], [], np.zeros((10, 1)),
-                                     np.zeros(10), np.zeros(10), np.zeros(10, dtype=np.int64))
-    est = recommendation.HybridRecommender(collaborative=collaborative, n_components=2)
-    est.fit_factors(ctx, reads)
+    ctx = signals.DateContext(date(2026, 1, 1), pd.DataFrame({"article_id": np.arange(10)}), [], [], [], np.zeros((10, 1)),
+                              np.zeros(10), np.zeros(10), np.zeros(10, dtype=np.int64))
+    est = HybridRecommender(collaborative=collaborative, n_components=2)
+    signals.fit_co_reading(ctx, reads, est)
     known = sparse.csr_matrix(([1.0, 1.0], ([0, 1], [0, 7])), shape=(2, 10))  # a reader of item 0, one of item 7
-    batch = recommendation.UserBatch(np.array(["a", "b"]), sparse.csr_matrix((2, 1)), known)
-    top, _ = est.top_k(est.signals(ctx, batch, slice(None))["collaborative"], known, 4)
+    batch = signals.UserBatch(np.array(["a", "b"]), sparse.csr_matrix((2, 1)), known)
+    top, _ = top_k(signals.signals(ctx, batch, slice(None), est)["collaborative"], known, 4)
     assert set(top[0]) == {1, 2, 3, 4} and set(top[1]) == {5, 6, 8, 9}

@@ -7,8 +7,8 @@ from datetime import timedelta, timezone
 import pytest
 
 from ownlens.ml.models.customer.churn import CHURN
-from ownlens.ml.models.prediction import Scorer
-from ownlens.ml.models.training import train
+from ownlens.ml.models.runs import train
+from ownlens.ml.models.scoring import Scorer
 from ownlens.ml.serving import worker
 
 
@@ -50,8 +50,8 @@ def test_crash_between_write_and_commit_loses_and_repeats_nothing(labelled, scor
 def test_a_routing_function_scores_each_user_with_the_scorer_it_picks(labelled, scorer):
     from datetime import datetime
 
-    from ownlens.ml.models.model import TrainedModel
-    from ownlens.ml.monitoring.abtest import variant
+    from ownlens.ml.models.trained import TrainedModel
+    from ownlens.ml.registry.abtests import variant
 
     m = scorer.model
     other = Scorer(CHURN, labelled, TrainedModel(m.spec_name, m.task, m.features, m.encoder, m.estimator, {"model_version": "9.9.9"}))

@@ -6,8 +6,8 @@ import logging
 import os
 import uuid
 from contextlib import contextmanager
-from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
 import clickhouse_connect
 import numpy as np

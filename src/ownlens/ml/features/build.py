@@ -21,11 +21,12 @@ STEPS = [
 ]
 
 
+DATA_RANGE = "SELECT toDate(min(session_start)), toDate(max(session_start)), count() FROM customer_sessions"
+
+
 def data_range(client: Client) -> tuple[date, date] | None:
     """First and last day with sessions, or None for an empty warehouse."""
-    first, last, n = client.query(
-        "SELECT toDate(min(session_start)), toDate(max(session_start)), count() FROM customer_sessions"
-    ).result_rows[0]
+    first, last, n = client.query(DATA_RANGE).result_rows[0]
     return (first, last) if n else None
 
 
@@ -46,13 +47,9 @@ def build_features(client: Client, d: date, from_history: bool = False) -> dict[
             f"no data before {d} to build features from: sessions cover {first} .. {last}, "
             f"so pick a date from {first + timedelta(days=1)} to {last + timedelta(days=1)}"
         )
-    from ownlens.ml.simulation.truth import build_truth
-
     if from_history:
         customer.forget_states(client)
-    written = {table: step(client, d) for table, step in STEPS}
-    written["sim_user_truth"] = build_truth(client, d)
-    return written
+    return {table: step(client, d) for table, step in STEPS}
 
 
 def date_range(start: date, end: date) -> list[date]:

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 from clickhouse_connect.driver.client import Client
 
+from ownlens.ml.features.sets import USER_FEATURES
 from ownlens.ml.warehouse import reload_if_loaded, replace_partition
 
 ACTIVE_WINDOW_DAYS = 30  # a user gets a feature row for D when active in the 30 days before D
@@ -123,7 +124,7 @@ SELECT
     mapAdd(mapFilter((k, v) -> k >= {{d:Date}} - 60, o.daily_sessions), n.daily_sessions) AS daily_sessions,
     {", ".join(f"o.{c} + n.{c} AS {c}" for c in _ADDITIVE[4:])},
     {", ".join(f"mapAdd(o.{c}, n.{c}) AS {c}" for c in [*_CONTEXT_FIELDS, "categories"])}
-FROM ({STATE_WINDOW_SELECT.replace("{lo:Date}", "{s:Date}")}) AS n
+FROM ({STATE_WINDOW_SELECT}) AS n  -- with lo = s: the sessions since the earlier state
 LEFT JOIN (SELECT * FROM customer_user_state WHERE state_date = {{s:Date}} AND user_id IN {_SINCE}) AS o ON o.user_id = n.user_id
 """
 
@@ -263,7 +264,7 @@ def build_user_state(client: Client, d: date) -> int:
         return int(client.command("SELECT count() FROM customer_user_state WHERE state_date = {d:Date}", parameters={"d": d}))
     if start is None:
         return replace_partition(client, "customer_user_state", d, STATE_WINDOW_SELECT, {"d": d, "lo": date(1970, 1, 1)})
-    return replace_partition(client, "customer_user_state", d, STATE_MERGE_SELECT, {"d": d, "s": start})
+    return replace_partition(client, "customer_user_state", d, STATE_MERGE_SELECT, {"d": d, "s": start, "lo": start})
 
 
 def build_user_features(client: Client, d: date) -> int:
@@ -281,15 +282,18 @@ def forget_states(client: Client) -> None:
 
 def drop_old_states(client: Client) -> None:
     """Keep the newest STATE_KEEP_DATES states (rebuilding an older date then reads all history)."""
-    for (old,) in client.query(
-        "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() AND table = 'customer_user_state' "
-        "AND active ORDER BY partition_id DESC LIMIT 1000 OFFSET {keep:UInt32}", parameters={"keep": STATE_KEEP_DATES},
-    ).result_rows:
-        client.command("ALTER TABLE customer_user_state DROP PARTITION ID {p:String}", parameters={"p": old})
+    for (old,) in client.query(OLD_STATES, parameters={"keep": STATE_KEEP_DATES}).result_rows:
+        client.command(DROP_STATE, parameters={"p": old})
 
 
-VECTORS_SELECT = """
-SELECT uf.feature_date, uf.user_id, uf.brand_id, {{signature:String}} AS feature_set, {vectors}
+OLD_STATES = """
+SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() AND table = 'customer_user_state' AND active
+ORDER BY partition_id DESC LIMIT 1000 OFFSET {keep:UInt32}
+"""
+DROP_STATE = "ALTER TABLE customer_user_state DROP PARTITION ID {p:String}"
+
+VECTORS_SELECT = f"""
+SELECT uf.feature_date, uf.user_id, uf.brand_id, {{signature:String}} AS feature_set, {USER_FEATURES.vector_sql("uf")}
 FROM customer_user_features AS uf
 WHERE uf.feature_date = {{d:Date}}
 """
@@ -297,10 +301,7 @@ WHERE uf.feature_date = {{d:Date}}
 
 def build_user_feature_vectors(client: Client, d: date) -> int:
     """customer_user_feature_vectors for ``d``: the model inputs of customer_user_features, packed for fast point reads."""
-    from ownlens.ml.models.customer import USER_FEATURES
-
-    sql = VECTORS_SELECT.format(vectors=USER_FEATURES.vector_sql("uf"))
-    rows = replace_partition(client, "customer_user_feature_vectors", d, sql, {"d": d, "signature": USER_FEATURES.signature})
+    rows = replace_partition(client, "customer_user_feature_vectors", d, VECTORS_SELECT, {"d": d, "signature": USER_FEATURES.signature})
     reload_if_loaded(client, "dict_user_feature_vectors")
     return rows
 

@@ -1,37 +1,45 @@
-"""Every model OwnLens trains, by name: one declarative spec each.
+"""Every model OwnLens trains, by name: one declaration each, imported when first asked for.
 
-``MODELS`` are the supervised ones (a :class:`~ownlens.ml.models.spec.ModelSpec`: a label per row, generic
-training and scoring); ``TASK_MODELS`` bring their own training and batch functions
-(:class:`~ownlens.ml.models.spec.TaskModel`: segments, recommendations, ad placement).
+A model is one module declaring an object of the model protocol (``models/protocol.py``) and one line below;
+the CLI, the API, the pipelines and the common tests find it here, so nothing else changes when one is added.
+Importing one model does not import the others.
 """
 
-from ownlens.ml.errors import InvalidInput, NotFound
-from ownlens.ml.models.advertising.placement import AD_PLACEMENT
-from ownlens.ml.models.content.click import CLICK
-from ownlens.ml.models.content.recommendation import RECOMMENDATION
-from ownlens.ml.models.customer.churn import CHURN
-from ownlens.ml.models.customer.conversion import CONVERSION
-from ownlens.ml.models.customer.engagement import ENGAGEMENT
-from ownlens.ml.models.customer.segmentation import SEGMENTATION
+from __future__ import annotations
 
-MODELS = {spec.name: spec for spec in (CHURN, CONVERSION, ENGAGEMENT, CLICK)}
-TASK_MODELS = {task.name: task for task in (SEGMENTATION, RECOMMENDATION, AD_PLACEMENT)}
-ALL_MODELS = [*MODELS, *TASK_MODELS]
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from ownlens.ml.errors import NotFound
+
+if TYPE_CHECKING:  # annotations only
+    from ownlens.ml.models.protocol import Model
+
+MODELS = {
+    "churn": "ownlens.ml.models.customer.churn:CHURN",
+    "conversion": "ownlens.ml.models.customer.conversion:CONVERSION",
+    "engagement": "ownlens.ml.models.customer.engagement:ENGAGEMENT",
+    "click": "ownlens.ml.models.content.click:CLICK",
+    "segmentation": "ownlens.ml.models.customer.segmentation:SEGMENTATION",
+    "recommendation": "ownlens.ml.models.content.recommendation:RECOMMENDATION",
+    "ad_placement": "ownlens.ml.models.advertising.placement:AD_PLACEMENT",
+}
 
 
-def get_spec(name: str):
-    """The supervised spec of ``name``; a clear error for a task model or an unknown name."""
+def names() -> list[str]:
+    """Every model's name, in the order the master run trains them."""
+    return list(MODELS)
+
+
+def get(name: str) -> "Model":
+    """The model called ``name``; :class:`NotFound` naming the known ones otherwise."""
     try:
-        return MODELS[name]
-    except KeyError:
-        if name in TASK_MODELS:
-            raise InvalidInput(f"{name} is evaluated when trained (`ownlens-ml train {name}`); "
-                               f"this works for the per-row models: {', '.join(MODELS)}") from None
-        raise NotFound(f"unknown model {name!r}: choose one of {', '.join(ALL_MODELS)}") from None
+        module, attribute = MODELS[name].split(":")
+    except (KeyError, AttributeError):
+        raise NotFound(f"unknown model {name!r}: choose one of {', '.join(MODELS)}") from None
+    return getattr(import_module(module), attribute)
 
 
-def get_model(name: str):
-    """The spec (supervised) or task model of ``name``."""
-    if name in TASK_MODELS:
-        return TASK_MODELS[name]
-    return get_spec(name)
+def every() -> list["Model"]:
+    """Every model (imports them all)."""
+    return [get(name) for name in MODELS]

@@ -216,7 +216,8 @@ class _OwnLensEstimator(BaseEstimator):
     def from_files(cls, files: dict[str, bytes]):
         state = json.loads(files["estimator.json"])
         est = cls(**state["params"])
-        est.n_features_in_ = state["n_features_in"]
+        est._validate_params()  # a file's parameters get the same checks as a caller's
+        est.n_features_in_ = int(state["n_features_in"])
         est._load_extra_state(state)
         if est.algorithm == "xgboost":
             import xgboost as xgb
@@ -404,7 +405,8 @@ class OwnLensRegressor(RegressorMixin, _OwnLensEstimator):
 class JsonStateEstimator(BaseEstimator):
     """Base of estimators whose fitted state is a few arrays and numbers, saved as one JSON file (never a pickle).
 
-    Subclasses name their fitted attributes in ``fitted_attributes``; numeric lists come back as numpy arrays.
+    Subclasses name their fitted attributes in ``fitted_attributes`` (those not set are left out); numeric lists come
+    back as numpy arrays, ``feature_names_in_`` as an array of names.
     """
 
     fitted_attributes: tuple[str, ...] = ()
@@ -412,16 +414,22 @@ class JsonStateEstimator(BaseEstimator):
     def to_files(self) -> dict[str, bytes]:
         check_is_fitted(self)
         fitted = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in
-                  ((k, getattr(self, k)) for k in self.fitted_attributes)}
+                  ((k, getattr(self, k)) for k in self.fitted_attributes if hasattr(self, k))}
         return {"estimator.json": json.dumps({"class": type(self).__name__, "params": self.get_params(), "fitted": fitted}).encode()}
 
     @classmethod
     def from_files(cls, files: dict[str, bytes]):
         state = json.loads(files["estimator.json"])
         est = cls(**state["params"])
+        est._validate_params()  # a file's parameters get the same checks as a caller's
+        unexpected = set(state["fitted"]) - set(cls.fitted_attributes)
+        if unexpected:
+            raise InvalidInput(f"refusing an artifact with unexpected {cls.__name__} state {sorted(unexpected)[:3]}: it was not written by OwnLens")
         for key, value in state["fitted"].items():
             if isinstance(value, list) and value and not any(isinstance(v, (str, dict)) for v in np.ravel(np.asarray(value, dtype=object))):
                 value = np.asarray(value, dtype=float)
+            if key == "feature_names_in_":
+                value = np.asarray(value, dtype=object)
             setattr(est, key, value)
         return est
 
@@ -429,24 +437,4 @@ class JsonStateEstimator(BaseEstimator):
         pass
 
 
-# estimators defined next to their model (module path), found by class name when an artifact is read
-MODEL_ESTIMATORS = {
-    "KMeansSegmenter": "ownlens.ml.models.customer.segmentation",
-    "HybridRecommender": "ownlens.ml.models.content.recommendation",
-    "PlacementBandit": "ownlens.ml.models.advertising.placement",
-}
-
-
-def estimator_from_files(files: dict[str, bytes]):
-    import importlib
-
-    kind = json.loads(files["estimator.json"])["class"]
-    cls = {"OwnLensClassifier": OwnLensClassifier, "OwnLensRegressor": OwnLensRegressor}.get(kind)
-    if cls is None and kind in MODEL_ESTIMATORS:
-        cls = getattr(importlib.import_module(MODEL_ESTIMATORS[kind]), kind)
-    if cls is None:
-        raise InvalidInput(f"unknown estimator class {kind!r} in the artifact")
-    return cls.from_files(files)
-
-
-__all__ = ["OwnLensClassifier", "OwnLensRegressor", "JsonStateEstimator", "estimator_from_files"]
+__all__ = ["OwnLensClassifier", "OwnLensRegressor", "JsonStateEstimator"]

@@ -1,215 +1,47 @@
-"""Evaluation reports: metrics next to the oracle and the seed 003 targets, with the plots a reviewer looks at."""
+"""Evaluation of a registered version on labelled rows, for any model: metrics next to the oracle, a warning when
+the rows overlap what the version was trained on, and the HTML report."""
 
 from __future__ import annotations
 
-import html
-import json
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from ownlens.ml.data.exploration import _figure_html, _table_html
-from ownlens.ml.models import metrics as M
-from ownlens.ml.models.model import TrainedModel
-from ownlens.ml.models.spec import ModelSpec
-
-SHAP_ROWS = 2000
-
-
-def comparison(spec: ModelSpec, metrics: dict, oracle: dict | None, baselines: dict | None = None) -> pd.DataFrame:
-    """One row per metric: model, oracle, gap, seed target and whether the model meets it (plus baselines)."""
-    keys = ["roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "log_loss", "brier"] if spec.task == "binary" \
-        else ["r2", "rmse", "mae"]
-    rows = []
-    for key in keys:
-        row = {"metric": key, "model": metrics.get(key)}
-        for name, values in (baselines or {}).items():
-            row[name] = values.get(key)
-        row["oracle"] = (oracle or {}).get(key)
-        row["gap_to_oracle"] = (row["oracle"] - row["model"]) if row["oracle"] is not None and row["model"] is not None else None
-        target = spec.targets.get(key)
-        row["seed_target"] = target
-        row["meets_target"] = None if target is None else bool(row["model"] is not None and row["model"] >= target)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("metric")
+from ownlens.ml.data.loaders import as_date
+from ownlens.ml.models.protocol import TrainingResult
+from ownlens.ml.models.reports import write_report
+from ownlens.ml.models.trained import load
+from ownlens.ml.registry import store
 
 
-def _plots_binary(test: pd.DataFrame, plt) -> list[tuple[str, str]]:
-    from sklearn.calibration import calibration_curve
-    from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
-
-    y = test["label"].astype(int).to_numpy()
-    series = {"model": test["prediction"].to_numpy()}
-    if test["oracle"].notna().all():
-        series["oracle (true probability)"] = test["oracle"].to_numpy()
-    out = []
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for name, p in series.items():
-        fpr, tpr, _ = roc_curve(y, p)
-        axes[0].plot(fpr, tpr, label=f"{name} (AUC {M.classification_metrics(y, p)['roc_auc']:.3f})")
-        precision, recall, _ = precision_recall_curve(y, p)
-        axes[1].plot(recall, precision, label=name)
-        frac, mean = calibration_curve(y, p, n_bins=10, strategy="quantile")
-        axes[2].plot(mean, frac, marker="o", label=name)
-    axes[0].plot([0, 1], [0, 1], ls=":", color="grey"); axes[0].set_title("ROC"); axes[0].set_xlabel("false positive rate")
-    axes[1].axhline(y.mean(), ls=":", color="grey"); axes[1].set_title("Precision-recall"); axes[1].set_xlabel("recall")
-    axes[2].plot([0, 1], [0, 1], ls=":", color="grey"); axes[2].set_title("Calibration (quantile bins)")
-    axes[2].set_xlabel("predicted probability"); axes[2].set_ylabel("observed rate")
-    for ax in axes:
-        ax.legend(fontsize=8); ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out.append(("ROC, precision-recall and calibration", _figure_html(fig)))
-    cm = confusion_matrix(y, (series["model"] >= 0.5).astype(int), labels=[0, 1])
-    fig, ax = plt.subplots(figsize=(4, 3.5))
-    ax.imshow(cm, cmap="Blues")
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, f"{v:,}", ha="center", va="center")
-    ax.set_xticks([0, 1], ["0", "1"]); ax.set_yticks([0, 1], ["0", "1"])
-    ax.set_xlabel("predicted (threshold 0.5)"); ax.set_ylabel("actual"); ax.set_title("Confusion matrix")
-    out.append(("Confusion matrix", _figure_html(fig)))
-    return out
-
-
-def _plots_regression(test: pd.DataFrame, plt) -> list[tuple[str, str]]:
-    y, p = test["label"].to_numpy(float), test["prediction"].to_numpy(float)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    axes[0].scatter(y, p, s=4, alpha=0.3, label="model")
-    if test["oracle"].notna().all():
-        axes[0].scatter(y, test["oracle"], s=4, alpha=0.3, label="oracle (true expectation)")
-    top = max(y.max(), p.max())
-    axes[0].plot([0, top], [0, top], ls=":", color="grey"); axes[0].set_xlabel("actual"); axes[0].set_ylabel("predicted")
-    axes[0].set_title("Predicted vs actual"); axes[0].legend(fontsize=8)
-    axes[1].hist(y - p, bins=60, color="#3b6ea8"); axes[1].set_title("Residuals (actual - predicted)")
-    fig.tight_layout()
-    return [("Predicted vs actual, residuals", _figure_html(fig))]
-
-
-def _importance_plots(model: TrainedModel, test: pd.DataFrame, plt) -> list[tuple[str, str]]:
-    importances = model.importances().head(20)
-    fig, ax = plt.subplots(figsize=(7, 5))
-    ax.barh(importances.index[::-1], importances.values[::-1], color="#3b6ea8")
-    ax.set_title(f"Feature importance ({model.info.get('algorithm', '')})")
-    out = [("Feature importance", _figure_html(fig))]
-    sample = test.sample(min(SHAP_ROWS, len(test)), random_state=0)
-    contributions = model.estimator.contributions(model.matrix(sample))
-    if contributions is not None:
-        order = np.argsort(-np.abs(contributions).mean(axis=0))[:12]
-        X = model.matrix(sample)
-        fig, ax = plt.subplots(figsize=(8, 5.5))
-        for rank, j in enumerate(order[::-1]):
-            values = X[:, j]
-            finite = np.isfinite(values)
-            scaled = np.zeros_like(values)
-            if finite.any():
-                lo, hi = np.nanpercentile(values[finite], [5, 95])
-                scaled[finite] = np.clip((values[finite] - lo) / (hi - lo if hi > lo else 1), 0, 1)
-            jitter = np.random.default_rng(j).uniform(-0.3, 0.3, len(values))
-            ax.scatter(contributions[:, j], rank + jitter, c=scaled, cmap="coolwarm", s=3, alpha=0.6)
-        ax.set_yticks(range(len(order)), [model.features[j] for j in order[::-1]], fontsize=8)
-        ax.axvline(0, color="grey", lw=0.8)
-        ax.set_xlabel("SHAP value (impact on the model output; colour: feature value low→high)")
-        ax.set_title(f"SHAP summary ({len(sample):,} test rows)")
-        out.append(("SHAP summary", _figure_html(fig)))
-    return out
-
-
-def write_report(spec: ModelSpec, model: TrainedModel, test: pd.DataFrame, metrics: dict, oracle: dict | None,
-                 out_dir: Path, split: dict | None = None, baselines: dict | None = None) -> Path:
-    """Write ``report.html`` and ``metrics.json`` for one evaluated model; returns the report path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table = comparison(spec, metrics, oracle, baselines)
-    sections = [("Metrics against the oracle and the seed 003 targets",
-                 _table_html(table) + "<p>oracle: the same metric computed from the simulator's true probabilities "
-                 "(or expectations) on exactly these test rows: the best any model could reach.</p>")]
-    sections += _plots_binary(test, plt) if spec.task == "binary" else _plots_regression(test, plt)
-    sections += _importance_plots(model, test, plt)
-    (out_dir / "metrics.json").write_text(json.dumps(
-        {"model": spec.name, "version": model.version, "split": split, "metrics": metrics, "oracle": oracle,
-         "baselines": baselines}, indent=2, default=str))
-    table.to_csv(out_dir / "comparison.csv")
-    head = (f"{html.escape(spec.name)} {html.escape(str(model.version or ''))} · {html.escape(spec.description)} · "
-            f"test rows: {len(test):,} · split: {html.escape(json.dumps(split, default=str))}")
-    return _page(out_dir / "report.html", spec.name, head, sections)
-
-
-def _page(path: Path, name: str, head: str, sections: list[tuple[str, str]]) -> Path:
-    body = "".join(f"<h2>{html.escape(t)}</h2>{c}" for t, c in sections)
-    path.write_text(
-        "<!doctype html><html><head><meta charset='utf-8'><title>OwnLens evaluation</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table.t{border-collapse:collapse;font-size:13px}"
-        "table.t td,table.t th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}img{max-width:100%}</style></head>"
-        f"<body><h1>Model evaluation: {html.escape(name)}</h1><p>{head}</p>"
-        f"<p>generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}</p>{body}</body></html>"
-    )
-    return path
-
-
-def write_task_report(task, result, out_dir: Path) -> Path:
-    """``report.html`` and ``metrics.json`` for a trained task model (segments, recommendations, ad placement)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    flat = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    table = pd.DataFrame({"model": flat, "oracle": {k: (result.oracle_metrics or {}).get(k) for k in flat}})
-    sections = [("Metrics (oracle: the same metric from the simulator's truth on the same rows, where one exists)", _table_html(table))]
-    sections += task.plots(result, plt) if task.plots else []
-    (out_dir / "metrics.json").write_text(json.dumps(
-        {"model": task.name, "version": result.model.version, "split": result.split, "metrics": result.metrics,
-         "oracle": result.oracle_metrics}, indent=2, default=str))
-    head = (f"{html.escape(task.name)} {html.escape(str(result.model.version or ''))} · {html.escape(task.description)} · "
-            f"split: {html.escape(json.dumps(result.split, default=str))}")
-    return _page(out_dir / "report.html", task.name, head, sections)
-
-
-def bars(plt, title: str, series: dict[str, dict[str, float]], ylabel: str) -> tuple[str, str]:
-    """A grouped bar chart section: ``series`` maps a legend name to {category: value}."""
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    categories = list(dict.fromkeys(c for values in series.values() for c in values))
-    width = 0.8 / max(len(series), 1)
-    for i, (name, values) in enumerate(series.items()):
-        ax.bar(np.arange(len(categories)) + i * width, [values.get(c) or 0 for c in categories], width, label=name)
-    ax.set_xticks(np.arange(len(categories)) + width * (len(series) - 1) / 2, categories, rotation=15)
-    ax.set_ylabel(ylabel)
-    if len(series) > 1:
-        ax.legend()
-    return title, _figure_html(fig)
-
-
-def evaluate_registered(spec: ModelSpec, client: Client, version: str = "production", test_date=None,
-                        output_dir: Path | None = None, brand_id=None) -> dict:
-    """Score a registered version on the labelled rows of ``test_date`` (default: the latest labelled date)."""
-    from ownlens.ml.models.data import labelled_dates, training_frame
-    from ownlens.ml.data.loaders import as_date as _date
-    from ownlens.ml.registry import store
+def evaluate_registered(model, client: Client, version: str = "production", test_date=None, output_dir: Path | None = None,
+                        brand_id=None) -> dict:
+    """Score a registered ``version`` of ``model`` on ``test_date`` (default: the latest date it can be judged on)."""
     from ownlens.ml.settings import get_settings
 
-    model = store.load(client, spec.name, version)
-    if test_date is None:
-        dates = labelled_dates(client)
-        test = training_frame(client, spec, dates[-1:], brand_id)
-    else:
-        test = training_frame(client, spec, [_date(test_date)], brand_id)
-    test["prediction"] = model.predict_values(test)
-    metrics = M.compute(spec.task, test["label"], test["prediction"])
-    oracle = None if test["oracle"].isna().all() else M.compute(spec.task, test["label"], test["oracle"])
-    split = {"kind": "evaluation", "test_date": str(test["feature_date"].iloc[0]), "test_rows": len(test)}
-    trained_to = store.get(client, spec.name, model.version).get("training_data_end") if model.version else None
-    if trained_to is not None and pd.notna(trained_to) and _date(split["test_date"]) < _date(trained_to) + timedelta(days=spec.label_days):
-        split["warning"] = (f"optimistic: the labels of {split['test_date']} overlap those the model trained on (dates to "
-                            f"{trained_to}, labels {spec.label_days} days long); evaluate on "
-                            f"{_date(trained_to) + timedelta(days=spec.label_days)} or later")
-    out_dir = output_dir or get_settings().reports_dir / "models" / spec.name / str(model.version)
-    report = write_report(spec, model, test, metrics, oracle, Path(out_dir), split)
-    return {"model": spec.name, "version": model.version, "split": split, "metrics": metrics, "oracle": oracle,
-            "report": str(report)}
+    trained = load(client, model.name, version)
+    test = model.test_set(client, test_date=as_date(test_date, "test_date") if test_date else None, brand_id=brand_id)
+    evaluation = model.evaluate(client, trained, test)
+    split = {"kind": "evaluation", **test_description(test)}
+    row = store.get(client, model.name, trained.version) if trained.version else {}
+    trained_to = row.get("training_data_end")
+    if trained_to is not None and pd.notna(trained_to) and split.get("test_date"):
+        clear = as_date(trained_to) + timedelta(days=model.label_days)
+        if as_date(split["test_date"]) < clear:
+            split["warning"] = (f"optimistic: the labels of {split['test_date']} overlap those the model trained on (dates to "
+                                f"{as_date(trained_to)}, labels {model.label_days} days long); evaluate on {clear} or later")
+    out_dir = output_dir or get_settings().reports_dir / "models" / model.name / str(trained.version)
+    result = TrainingResult(trained, evaluation.metrics, evaluation.oracle_metrics, split, evaluation.scored)
+    report = write_report(model, result, Path(out_dir))
+    return {"model": model.name, "version": trained.version, "split": split, "metrics": evaluation.metrics,
+            "oracle": evaluation.oracle_metrics, "report": str(report)}
+
+
+def test_description(test) -> dict:
+    """The test date and row count of a test set: a frame of rows (supervised), or an object that says them."""
+    if isinstance(test, pd.DataFrame):
+        dates = sorted({str(d) for d in test["feature_date"]}) if "feature_date" in test else []
+        return {"test_date": dates[-1] if dates else None, "test_rows": len(test)}
+    return {"test_date": str(getattr(test, "d", "")) or None, "test_rows": getattr(test, "rows", None)}

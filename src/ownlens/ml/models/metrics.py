@@ -45,3 +45,20 @@ def best_threshold(y, p) -> float:
     precision, recall, thresholds = skm.precision_recall_curve(np.asarray(y, dtype=int), np.asarray(p, dtype=float))
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
     return float(thresholds[int(np.argmax(f1[:-1]))]) if len(thresholds) else 0.5
+
+
+# metrics where less is better; every other metric a model reports is better when higher
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae", "davies_bouldin", "ctr_mean_abs_error", "mape"})
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric not in LOWER_IS_BETTER
+
+
+def at_least_as_good(metric: str, new: float | None, current: float | None) -> bool:
+    """Whether ``new`` is at least as good as ``current`` on ``metric`` (an unknown current score counts as worse)."""
+    if current is None or (isinstance(current, float) and current != current):
+        return True
+    if new is None or (isinstance(new, float) and new != new):
+        return False
+    return new >= current if higher_is_better(metric) else new <= current

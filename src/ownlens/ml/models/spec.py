@@ -1,66 +1,34 @@
-"""Declarative model specs: what a model reads, what it predicts, how it is scored and where it writes.
+"""What model declarations share, and :class:`TaskModel`, the declaration of a model with its own functions.
 
-Adding a model means adding one small module that declares a :class:`ModelSpec`; the generic
-training, prediction and evaluation code in this package does the rest.
+A model of the protocol (``models/protocol.py``) is declared either as a ``supervised.ModelSpec`` (a label per
+row, declared as data; generic code trains, evaluates, scores and serves it) or as a :class:`TaskModel` (segments,
+rankings, a bandit: not a per-row classifier or regressor), declared with its own functions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from ownlens.ml.errors import InvalidInput
-from ownlens.ml.features.customer import LABEL_HORIZON_DAYS
+from ownlens.ml.features.sets import FeatureSet
 
 
 @dataclass(frozen=True)
-class FeatureSet:
-    """Named model inputs read from one table: numeric columns, categorical columns, JSON keys."""
+class Thresholds:
+    """When a shift warns or alerts: PSI, or a Kolmogorov-Smirnov statistic that is also significant (p < 0.01;
+    big samples make tiny shifts significant, so the size counts, not the p-value alone)."""
 
-    name: str
-    table: str
-    numeric: tuple[str, ...]
-    categorical: tuple[str, ...] = ()
-    json_column: str | None = None
-    json_keys: tuple[str, ...] = ()
-    trending: tuple[str, ...] = ()  # inputs that grow with time by construction: drift monitoring reports, never alerts
+    psi_warn: float
+    psi_alert: float
+    ks_warn: float
+    ks_alert: float
+    ks_p: float = 0.01
 
-    @property
-    def columns(self) -> list[str]:
-        return [*self.numeric, *self.json_keys, *self.categorical]
-
-    @property
-    def signature(self) -> str:
-        """Names the column layout of the packed serving vectors (changes whenever the columns do)."""
-        import hashlib
-
-        return f"{self.name}-" + hashlib.sha256(",".join(self.columns).encode()).hexdigest()[:12]
-
-    def json_sql(self, alias: str, key: str) -> str:
-        """One JSON key as Float64 (0 when absent). The document is parsed once per row for all keys: the
-        same JSONExtract expression repeated is computed once by ClickHouse (5 JSONExtractFloats cost ~2x)."""
-        keys = ", ".join(f"{k} Float64" for k in self.json_keys)
-        return f"tupleElement(JSONExtract({alias}.{self.json_column}, 'Tuple({keys})'), '{key}')"
-
-    def vector_sql(self, alias: str) -> str:
-        """The inputs packed as ``numeric`` (numeric then JSON keys) and ``categorical`` (as text, '' for NULL)."""
-        numeric = [f"toFloat64({alias}.{c})" for c in self.numeric]
-        numeric += [self.json_sql(alias, k) for k in self.json_keys]
-        categorical = [f"ifNull(toString({alias}.{c}), '')" for c in self.categorical]
-        return f"[{', '.join(numeric)}] AS numeric, [{', '.join(categorical)}] AS categorical"
-
-    def select_sql(self, alias: str) -> str:
-        """SELECT list: user_id, feature_date, brand_id (as text) and every input column (JSON keys as Float64)."""
-        parts = [f"toString({alias}.user_id) AS user_id", f"{alias}.feature_date AS feature_date"]
-        parts += [f"toString({alias}.brand_id) AS brand_id"] if "brand_id" not in self.categorical else []
-        parts += [f"{alias}.{c} AS {c}" for c in self.numeric]
-        parts += [f"{self.json_sql(alias, k)} AS {k}" for k in self.json_keys]
-        parts += [f"toString({alias}.{c}) AS {c}" for c in self.categorical]
-        return ",\n    ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -109,12 +77,14 @@ def matrix(frame: pd.DataFrame, features: list[str], encoder: CategoryEncoder) -
 
 @dataclass(frozen=True)
 class RowSource:
-    """SQL for models whose rows are not one user of customer_user_features (e.g. user x article pairs).
+    """The SQL of a supervised model's rows. Every query returns the ``entity`` ids (as text), ``feature_date``,
+    ``brand_id`` and the feature columns, and binds only parameters:
 
-    ``training`` takes ``{dates:Array(Date)}`` and returns the feature columns plus ``label`` and
-    ``oracle``; ``scoring`` takes ``{d:Date}`` and returns the feature columns; ``lookup`` takes
-    ``{d:Date}`` and ``{pairs:Array(Tuple(UUID, UUID))}``. Each has a ``{where}`` slot for filters on
-    the user features (alias ``uf``) and exposes ``user_id``, ``feature_date`` and the ``entity`` columns.
+    ``training``: ``{dates:Array(Date)}``, ``{brand:Nullable(UUID)}`` (NULL: every brand); adds ``label``.
+    ``scoring``: ``{d:Date}``, ``{dates:Array(Date)}`` (= ``[d]``), ``{brand:Nullable(UUID)}``.
+    ``lookup``: ``{d:Date}``, ``{dates:Array(Date)}`` (= ``[d]``), ``{keys:Array(...)}`` (UUIDs, or tuples of them).
+    ``oracle``: ``{dates:Array(Date)}``; the entity ids, ``feature_date`` and ``oracle``, from the simulator's truth
+    (read only when a model is evaluated, see ``models/oracle.py``), or None.
     """
 
     training: str
@@ -122,6 +92,42 @@ class RowSource:
     lookup: str
     entity: tuple[str, ...]
     entity_type: str
+    oracle: str | None = None
+
+
+BRAND_FILTER = "({brand:Nullable(UUID)} IS NULL OR uf.brand_id = {brand:Nullable(UUID)})"
+
+
+def user_rows(features: FeatureSet, label: str, population: str = "1", label_table: str = "customer_user_labels",
+              oracle: str | None = None) -> RowSource:
+    """One row per user of ``features.table`` (alias ``uf``) on each date; ``label`` is SQL over ``label_table``
+    (alias ``l``, complete label windows only), ``oracle`` SQL over sim_user_truth (alias ``t``)."""
+    select = features.select_sql("uf")
+    return RowSource(
+        training=f"""
+SELECT {select}, {label} AS label
+FROM {features.table} AS uf
+INNER JOIN {label_table} AS l ON l.user_id = uf.user_id AND l.feature_date = uf.feature_date
+WHERE uf.feature_date IN {{dates:Array(Date)}} AND l.label_window_complete = 1 AND ({population}) AND {BRAND_FILTER}
+""",
+        scoring=f"""
+SELECT {select}
+FROM {features.table} AS uf
+WHERE uf.feature_date = {{d:Date}} AND ({population}) AND {BRAND_FILTER}
+""",
+        lookup=f"""
+SELECT {select}
+FROM {features.table} AS uf
+WHERE uf.feature_date = {{d:Date}} AND ({population}) AND uf.user_id IN {{keys:Array(UUID)}}
+""",
+        entity=("user_id",),
+        entity_type="user",
+        oracle=None if oracle is None else f"""
+SELECT toString(t.user_id) AS user_id, t.feature_date AS feature_date, {oracle} AS oracle
+FROM sim_user_truth AS t
+WHERE t.feature_date IN {{dates:Array(Date)}}
+""",
+    )
 
 
 @dataclass(frozen=True)
@@ -144,60 +150,35 @@ class Bands:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """Everything model-specific; see ``ownlens.ml.models.customer.churn`` for an example.
-
-    ``label`` and ``oracle`` are SQL expressions over the labels (``l``) and simulator truth
-    (``t``) joined to the feature rows; ``population`` filters the feature rows (``uf``).
-    ``output`` names the prediction column of the domain table and the seed API's frame.
-    """
-
-    name: str
-    task: str  # "binary" or "regression"
-    description: str
-    features: FeatureSet
-    label: str
-    estimator: Callable[..., object]
-    algorithm: str
-    predictions_table: str | None
-    output: str
-    oracle: str | None = None
-    population: str = "1"
-    label_table: str = "customer_user_labels"
-    level: Callable[[np.ndarray], np.ndarray] | None = None  # prediction -> risk level / tier text, e.g. Bands
-    level_column: str | None = None
-    decision_column: str | None = None  # e.g. is_churned: 0/1 from the 0.5 threshold
-    targets: dict[str, float] = field(default_factory=dict)  # seed 003 targets, metric -> minimum
-    primary_metric: str = "roc_auc"
-    source: RowSource | None = None  # None: one row per user of ``features.table``, labels from ``label_table``
-    # days after the feature date that the label looks at: a training date's label is known only this long
-    # after it, so a time split trains on dates at least this many days before the test date
-    label_days: int = LABEL_HORIZON_DAYS
-    # drift thresholds of this model (monitoring.drift.Thresholds); None: the defaults in monitoring/drift.py
-    input_thresholds: object | None = None
-    prediction_thresholds: object | None = None
-
-
-@dataclass(frozen=True)
 class TaskModel:
-    """A model with its own training and batch functions (segments, recommendations, ad placement): not a
-    label to predict per row, but registered, versioned, stored and served like the supervised ones.
-
-    ``train(client, *, feature_date=None, test_date=None, brand_id=None, limit=None, register=True, **options)``
-    returns a ``TrainingResult``; ``predict_batch(client, model, d, brand_id=None, progress=None)`` writes
-    ``output_table`` for date ``d`` (replacing it) and returns a summary dict.
-    """
+    """A model with its own functions of the protocol (see ``models/protocol.py`` for what each does)."""
 
     name: str
     task: str  # "clustering", "ranking" or "bandit"
     description: str
     algorithm: str
-    output_table: str
-    train: Callable[..., object]
-    predict_batch: Callable[..., dict]
     primary_metric: str
-    targets: dict[str, float] = field(default_factory=dict)
-    plots: Callable[..., list] | None = None  # (TrainingResult, pyplot) -> [(title, html)] for the evaluation report
-    # realised performance of stored outputs: (client, date) -> {"model_version", metric: value...}, None until it is known
+    output_table: str
+    record: type  # one prediction, a pydantic model
+    prototype: Callable[[], object]
+    input_names: tuple[str, ...]
+    train: Callable[..., object]
+    test_set: Callable[..., object]
+    evaluate: Callable[..., object]
+    predict_batch: Callable[..., dict]
+    server: Callable[..., object]
+    entity: tuple[str, ...] = ("user_id",)
+    entity_type: str = "user"
+    targets: Mapping[str, float] = field(default_factory=dict)
+    label_days: int = 0  # a version is optimistic on test dates before the end of its training data + label_days
+    options: Mapping[str, str] = field(default_factory=dict)
+    lookup_options: type | None = None
+    prediction_fields: tuple[str, str] | None = None
+    prediction_drift: str | None = None  # "categorical": monitoring compares the stored labels' shares
+    inputs: FeatureSet | None = None
+    input_thresholds: Thresholds | None = None
+    prediction_thresholds: Thresholds | None = None
+    plots: Callable[..., list] | None = None
     realised: Callable[..., dict | None] | None = None
-    stored_dates: Callable[..., list] | None = None  # (client) -> dates with stored outputs, for scheduled monitoring
+    stored_dates: Callable[..., list] | None = None
+    ab_outcomes: Callable[..., dict] | None = None

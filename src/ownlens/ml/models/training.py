@@ -1,67 +1,60 @@
-"""Generic training for any :class:`ModelSpec`: split by time, fit, score against the oracle, register."""
+"""Fitting a supervised :class:`ModelSpec`: the time split, and pure functions on DataFrames (fit, tune, cross-validate,
+baselines) that the generic training, the benchmarks and anyone with a frame of the spec's columns can call."""
 
 from __future__ import annotations
 
-import logging
-import os
 import time
-import traceback
-import uuid
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from ownlens.ml import __version__
 from ownlens.ml.data.loaders import as_date as _date
-from ownlens.ml.errors import InvalidInput, NotFound, OwnLensError
+from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.features.build import data_range
 from ownlens.ml.models import metrics as M
-from ownlens.ml.models.data import labelled_dates, training_frame
-from ownlens.ml.models.model import TrainedModel
-from ownlens.ml.models.spec import CategoryEncoder, ModelSpec
+from ownlens.ml.models.rows import labelled_dates, training_frame
+from ownlens.ml.models.spec import CategoryEncoder
+from ownlens.ml.models.trained import TrainedModel
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:  # annotations only
+    from ownlens.ml.models.supervised import ModelSpec
 
 MAX_TRAIN_DATES = 4
 
 
-@dataclass
-class TrainingResult:
-    """A fitted model with its held-out metrics, the oracle's on the same rows, and the test rows."""
-
-    model: TrainedModel
-    metrics: dict
-    oracle_metrics: dict | None
-    split: dict
-    test: pd.DataFrame = field(repr=False)
-    run_id: str = ""
-    extra: dict = field(default_factory=dict)
-
-    def summary(self) -> dict:
-        return {"model": self.model.spec_name, "version": self.model.version, "algorithm": self.model.info.get("algorithm"),
-                "split": self.split, "metrics": self.metrics, "oracle": self.oracle_metrics, **self.extra}
-
-
-def _split(spec: ModelSpec, client: Client, feature_date, train_dates, test_date, brand_id, limit, test_size, seed):
+def split(spec: ModelSpec, client: Client, feature_date=None, train_dates=None, test_date=None, brand_id=None,
+          limit=None, test_size: float = 0.25, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Training and test rows: by date when labelled dates far enough apart exist, else a random split of one date.
 
     A time split trains only on dates whose labels were complete by the test date (``spec.label_days``
     before it), as a model trained on the test date could have been: a training label that reaches
     into the test window would let the model learn its own test users' futures (measured on 20k users:
     conversion ROC AUC 0.75 with overlapping windows, 0.61 without).
+
+    ``feature_date``: a random split of that date's rows. A ``feature_date`` too recent for its labels to be in
+    the data (today, say) means "train as of that date": the latest date whose labels were complete by then is
+    the test date, and the dates before it train, as above.
     """
-    if feature_date is not None:
-        frame = training_frame(client, spec, [_date(feature_date)], brand_id, limit)
-        return _random_split(spec, frame, test_size, seed, f"random {1 - test_size:.0%}/{test_size:.0%} split of {feature_date}")
     available = labelled_dates(client)
+    if feature_date is not None:
+        feature_date = _date(feature_date, "feature_date")
+        span = data_range(client)
+        if span is None or feature_date + timedelta(days=spec.label_days - 1) <= span[1]:
+            frame = training_frame(client, spec, [feature_date], brand_id, limit)
+            return _random_split(spec, frame, test_size, seed, f"random {1 - test_size:.0%}/{test_size:.0%} split of {feature_date}")
+        known = [d for d in available if d + timedelta(days=spec.label_days) <= feature_date]
+        if not known:
+            raise NotFound(f"no feature date's {spec.label_days}-day labels were complete by {feature_date}: build features for "
+                           f"a date at least {spec.label_days} days before it (`ownlens-ml features build --date ...`)")
+        test_date = test_date or known[-1]
     if test_date is None:
         if not available:
             training_frame(client, spec, [], brand_id, limit)  # raises the explanatory NotFound
         test_date = available[-1]
-    test_date = _date(test_date)
+    test_date = _date(test_date, "test_date")
     latest_train = test_date - timedelta(days=spec.label_days)
     if train_dates is None:
         train_dates = [d for d in available if d <= latest_train][-MAX_TRAIN_DATES:]
@@ -72,9 +65,9 @@ def _split(spec: ModelSpec, client: Client, feature_date, train_dates, test_date
             f"{latest_train}): a later date's {spec.name} label is not known by then and would leak the test period")
     if not train_dates:
         frame = training_frame(client, spec, [test_date], brand_id, limit)
-        train_rows, test_rows, split = _random_split(
+        train_rows, test_rows, how = _random_split(
             spec, frame, test_size, seed, f"random split of {test_date} (no labelled date {spec.label_days} days before it)")
-        return train_rows, test_rows, {**split, "test_date": str(test_date)}
+        return train_rows, test_rows, {**how, "test_date": str(test_date)}
     frame = training_frame(client, spec, [*train_dates, test_date], brand_id, limit)
     test_mask = frame["feature_date"] == pd.Timestamp(test_date).date()
     if not test_mask.any():
@@ -82,8 +75,8 @@ def _split(spec: ModelSpec, client: Client, feature_date, train_dates, test_date
                        f"(`ownlens-ml features build --date {test_date}`) and make sure 30 days of data follow it")
     if test_mask.all():
         return _random_split(spec, frame, test_size, seed, "random split (no training rows before the test date)")
-    split = {"kind": "time", "train_dates": [str(d) for d in train_dates], "test_date": str(test_date)}
-    return frame[~test_mask].reset_index(drop=True), frame[test_mask].reset_index(drop=True), split
+    how = {"kind": "time", "train_dates": [str(d) for d in train_dates], "test_date": str(test_date)}
+    return frame[~test_mask].reset_index(drop=True), frame[test_mask].reset_index(drop=True), how
 
 
 def _random_split(spec, frame, test_size, seed, kind):
@@ -114,8 +107,14 @@ def fit_model(spec: ModelSpec, frame: pd.DataFrame, *, algorithm: str | None = N
         raise InvalidInput(f"the training frame is missing feature column(s) {missing[:5]}")
     model = TrainedModel(spec.name, spec.task, features, encoder, None)
     X = model.matrix(frame)
-    estimator = spec.estimator(algorithm or spec.algorithm, **(params or {}))
-    model.estimator = estimator.fit(X, y)
+    try:
+        estimator = spec.estimator(algorithm or spec.algorithm, **(params or {}))
+        model.estimator = estimator.fit(X, y)
+    except ValueError as exc:  # scikit-learn's parameter validation names the parameter and what it accepts
+        if "parameter" not in str(exc):
+            raise
+        raise InvalidInput(f"{spec.name}: {str(exc).splitlines()[0]}") from None
+    model.info["algorithm"] = algorithm or spec.algorithm
     return model
 
 
@@ -143,7 +142,6 @@ def tune(spec: ModelSpec, frame: pd.DataFrame, trials: int, *, algorithm: str | 
     from sklearn.model_selection import train_test_split
 
     fit_part, val_part = train_test_split(frame, test_size=0.25, random_state=seed)
-    higher_better = spec.primary_metric in ("roc_auc", "pr_auc", "r2", "f1", "precision")
 
     def objective(trial):
         params = {"n_estimators": trial.suggest_int("n_estimators", 100, 600, step=50),
@@ -153,123 +151,10 @@ def tune(spec: ModelSpec, frame: pd.DataFrame, trials: int, *, algorithm: str | 
         return M.compute(spec.task, val_part["label"], model.predict_values(val_part))[spec.primary_metric]
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize" if higher_better else "minimize",
+    study = optuna.create_study(direction="maximize" if M.higher_is_better(spec.primary_metric) else "minimize",
                                 sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=trials)
     return dict(study.best_params)
-
-
-def train(
-    spec: ModelSpec, client: Client, *, feature_date=None, train_dates=None, test_date=None, brand_id=None,
-    limit: int | None = None, test_size: float = 0.25, algorithm: str | None = None, params: dict | None = None,
-    tune_trials: int = 0, cv_folds: int = 0, register: bool = True, seed: int = 0, description: str = "",
-) -> TrainingResult:
-    """Train ``spec`` from the warehouse, evaluate on held-out (later) rows next to the oracle, register it.
-
-    Every attempt is recorded in ml_model_training_runs, failures included.
-    """
-    from ownlens.ml.registry import store
-
-    parameters = {"algorithm": algorithm or spec.algorithm, "params": params or {}, "feature_date": feature_date,
-                  "train_dates": train_dates, "test_date": test_date, "brand_id": brand_id, "limit": limit,
-                  "test_size": test_size, "tune_trials": tune_trials, "cv_folds": cv_folds, "seed": seed}
-    with recorded_run(client, spec.name, parameters) as run:
-        t0 = time.perf_counter()
-        train_rows, test_rows, split = _split(spec, client, feature_date, train_dates, test_date, brand_id, limit, test_size, seed)
-        split.update({"train_rows": len(train_rows), "test_rows": len(test_rows)})
-        extra = {}
-        if tune_trials:
-            params = {**(params or {}), **tune(spec, train_rows, tune_trials, algorithm=algorithm, seed=seed)}
-            extra["tuned_params"] = params
-        if cv_folds:
-            extra["cross_validation"] = cross_validate(spec, train_rows, cv_folds, algorithm=algorithm, params=params, seed=seed)
-        model = fit_model(spec, train_rows, algorithm=algorithm, params=params)
-        fit_s = time.perf_counter() - t0
-        test = test_rows.copy()
-        test["prediction"] = model.predict_values(test_rows)
-        metrics = M.compute(spec.task, test["label"], test["prediction"])
-        oracle = None if test["oracle"].isna().all() else M.compute(spec.task, test["label"], test["oracle"])
-        if spec.task == "binary":
-            metrics["f1_threshold"] = M.best_threshold(test["label"], test["prediction"])
-        dates = [d for d in pd.to_datetime(train_rows["feature_date"]).dt.date]
-        window = (min(dates), max(dates))
-        model.info.update({"split": split, "trained_at": datetime.now(timezone.utc).isoformat()})
-        all_metrics = {**metrics, "oracle": oracle, **({"cross_validation": extra["cross_validation"]} if cv_folds else {})}
-        if register:
-            store.register(client, model, algorithm=algorithm or spec.algorithm, metrics=all_metrics, window=window,
-                           description=description or spec.description)
-        else:
-            model.info.update({"algorithm": algorithm or spec.algorithm})
-        run.update({"model_id": model.model_id, "model_version": model.version,
-                    "metrics": all_metrics, "data_snapshot": split, "parameters": {**run["parameters"], "params": params or {}}})
-        extra["timings"] = {"fit_s": round(fit_s, 3), "total_s": round(time.perf_counter() - t0, 3)}
-        _log_to_mlflow(spec.name, model, run, all_metrics)
-        return TrainingResult(model, metrics, oracle, split, test, run["run_id"], extra)
-
-
-@contextmanager
-def recorded_run(client: Client, name: str, parameters: dict):
-    """Record a training attempt in ml_model_training_runs: ``running`` now, then ``succeeded`` or ``failed``
-    (with the error) when the block ends. The block fills the yielded dict (model_version, metrics...)."""
-    from ownlens.ml.registry import store
-
-    run = {"run_id": str(uuid.uuid4()), "model_name": name, "status": "running", "package_version": __version__,
-           "started_at": datetime.now(timezone.utc), "parameters": parameters}
-    t0 = time.perf_counter()
-    store.record_run(client, run)
-    try:
-        yield run
-        run["status"] = "succeeded"
-    except Exception as exc:
-        run.update({"status": "failed", "error_message": str(exc) if isinstance(exc, OwnLensError) else traceback.format_exc(limit=3)})
-        raise
-    finally:
-        run["finished_at"] = datetime.now(timezone.utc)
-        run["duration_sec"] = time.perf_counter() - t0
-        store.record_run(client, run)
-
-
-def _log_to_mlflow(name: str, model: TrainedModel, run: dict, metrics: dict) -> None:
-    """Mirror the run to MLflow when MLFLOW_TRACKING_URI is set (optional extra)."""
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        return
-    try:
-        import mlflow
-    except ImportError:
-        log.warning("MLFLOW_TRACKING_URI is set but mlflow is not installed: pip install 'ownlens[mlflow]'")
-        return
-    try:
-        mlflow.set_experiment(f"ownlens-{name}")
-        with mlflow.start_run(run_name=f"{name}-{model.version}"):
-            mlflow.log_params({k: str(v) for k, v in run["parameters"].items()})
-            mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and np.isfinite(v)})
-            if model.info.get("artifact_uri") and os.path.exists(model.info["artifact_uri"]):
-                mlflow.log_artifact(model.info["artifact_uri"])
-    except Exception as exc:  # the warehouse registry is the record; a mirror's failure must not fail training
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        log.warning("logging %s %s to MLflow at %s failed (the warehouse registry has it): %s", name,
-                    model.version, os.environ["MLFLOW_TRACKING_URI"], first[:300])
-
-
-def challenge(spec: ModelSpec, client: Client, **train_kw) -> tuple[TrainingResult, dict]:
-    """Train a new version and promote it when it scores at least as well as production on the same test rows.
-
-    Returns the training result and the comparison: metric, new and production scores, promoted or not.
-    """
-    from ownlens.ml.registry import store
-
-    result = train(spec, client, **train_kw)
-    key = spec.primary_metric
-    try:
-        production = store.load(client, spec.name, "production")
-        current = M.compute(spec.task, result.test["label"], production.predict_values(result.test))[key]
-    except NotFound:
-        production, current = None, None
-    promoted = current is None or result.metrics[key] >= current
-    if promoted:
-        store.promote(client, spec.name, result.model.version)
-    return result, {"metric": key, "new": result.metrics[key], "production": current, "promoted": promoted,
-                    "production_version": production.version if production else None, "version": result.model.version}
 
 
 BASELINES = {"binary": ("logistic", "random_forest", "mlp"), "regression": ("linear", "random_forest", "mlp")}
@@ -279,8 +164,11 @@ def compare_baselines(spec: ModelSpec, client: Client, *, feature_date=None, tra
                       brand_id=None, limit: int | None = None, test_size: float = 0.25, seed: int = 0,
                       algorithms: tuple[str, ...] | None = None) -> dict:
     """The spec's algorithm next to the baselines (and the oracle), all on the same split and test rows."""
-    train_rows, test_rows, split = _split(spec, client, feature_date, train_dates, test_date, brand_id, limit, test_size, seed)
-    split.update({"train_rows": len(train_rows), "test_rows": len(test_rows)})
+    from ownlens.ml.models.oracle import attach
+
+    train_rows, test_rows, how = split(spec, client, feature_date, train_dates, test_date, brand_id, limit, test_size, seed)
+    how.update({"train_rows": len(train_rows), "test_rows": len(test_rows)})
+    test_rows = attach(client, spec, test_rows)
     results = {}
     for algorithm in algorithms or (spec.algorithm, *BASELINES[spec.task]):
         t = time.perf_counter()
@@ -288,22 +176,4 @@ def compare_baselines(spec: ModelSpec, client: Client, *, feature_date=None, tra
         results[algorithm] = {**M.compute(spec.task, test_rows["label"], model.predict_values(test_rows)),
                               "fit_s": round(time.perf_counter() - t, 3)}
     oracle = None if test_rows["oracle"].isna().all() else M.compute(spec.task, test_rows["label"], test_rows["oracle"])
-    return {"model": spec.name, "split": split, "results": results, "oracle": oracle}
-
-
-def finish_task_training(client: Client, task, estimator, features: list[str], metrics: dict, oracle: dict | None,
-                         split: dict, window: tuple, run: dict, register: bool, test: pd.DataFrame | None = None,
-                         extra: dict | None = None) -> TrainingResult:
-    """Register a fitted :class:`~ownlens.ml.models.spec.TaskModel` estimator (when ``register``) and fill ``run``."""
-    from ownlens.ml.registry import store
-
-    model = TrainedModel(task.name, task.task, list(features), CategoryEncoder({}), estimator)
-    model.info.update({"split": split, "trained_at": datetime.now(timezone.utc).isoformat()})
-    all_metrics = {**metrics, "oracle": oracle, "test_date": split.get("test_date")}
-    if register:
-        store.register(client, model, algorithm=task.algorithm, metrics=all_metrics, window=window, description=task.description)
-    else:
-        model.info.update({"algorithm": task.algorithm})
-    run.update({"model_id": model.model_id, "model_version": model.version, "metrics": all_metrics, "data_snapshot": split})
-    _log_to_mlflow(task.name, model, run, all_metrics)
-    return TrainingResult(model, metrics, oracle, split, test if test is not None else pd.DataFrame(), run["run_id"], extra or {})
+    return {"model": spec.name, "split": how, "results": results, "oracle": oracle}

@@ -12,33 +12,25 @@ from datetime import date
 
 from clickhouse_connect.driver.client import Client
 
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """When a shift warns or alerts: PSI, or a Kolmogorov-Smirnov statistic that is also significant (p < 0.01;
-    big samples make tiny shifts significant, so the size counts, not the p-value alone)."""
-
-    psi_warn: float
-    psi_alert: float
-    ks_warn: float
-    ks_alert: float
-    ks_p: float = 0.01
-
+from ownlens.ml.models.spec import Thresholds
 
 # Inputs: PSI 0.1 warns and 0.25 alerts, as is common practice; KS 0.1 warns, 0.2 alerts. Predictions summarise
 # every input through the model, so they get tighter bounds, set from simulated twins (benchmarks/drift.py,
 # 20k users, two weeks after the reference): without drift predictions moved by KS <= 0.04 and PSI <= 0.01;
 # after an injected 40 % activity drop by KS 0.06 on day 4, 0.08 on day 5, up to 0.09. Single inputs moved
 # organically by up to KS 0.12 (new users filling the history windows), hence their looser bounds.
+# A model's declaration may set its own (``input_thresholds``, ``prediction_thresholds``).
 INPUT_THRESHOLDS = Thresholds(psi_warn=0.1, psi_alert=0.25, ks_warn=0.1, ks_alert=0.2)
 PREDICTION_THRESHOLDS = Thresholds(psi_warn=0.05, psi_alert=0.1, ks_warn=0.05, ks_alert=0.075)
 EPS = 1e-4
 
-# shares per bin for the reference (r) and current (c) samples, then PSI and JS over the bins
-_DIVERGENCES = """
+
+def divergences(binned: str) -> str:
+    """PSI and Jensen-Shannon divergence over the bins of ``binned`` (bin, is_ref, n): shares per bin of the
+    reference (r) and the current (c) sample, then the sums over the bins."""
+    return f"""
 SELECT
-    sum((c - r) * log((c + {eps:Float64}) / (r + {eps:Float64}))) AS psi,
+    sum((c - r) * log((c + {{eps:Float64}}) / (r + {{eps:Float64}}))) AS psi,
     0.5 * sum(if(r > 0, r * log(r / ((r + c) / 2)), 0)) + 0.5 * sum(if(c > 0, c * log(c / ((r + c) / 2)), 0)) AS js
 FROM (
     SELECT bin, sumIf(n, is_ref) / any(total_ref) AS r, sumIf(n, NOT is_ref) / any(total_cur) AS c
@@ -51,16 +43,28 @@ FROM (
 )
 """
 
-_NUMERIC_BINS = """
+
+def numeric_bins(values: str) -> str:
+    """``values`` (v, is_ref) counted in ten bins cut at the reference sample's deciles."""
+    return f"""
 SELECT arrayCount(e -> v > e, (SELECT quantilesExact(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)(v) FROM ({values}) WHERE is_ref))
        AS bin, is_ref, count() AS n
 FROM ({values})
 GROUP BY bin, is_ref
 """
 
-_CATEGORICAL_BINS = "SELECT toString(v) AS bin, is_ref, count() AS n FROM ({values}) GROUP BY bin, is_ref"
 
-_KS = "SELECT kolmogorovSmirnovTest('two-sided')(v, toUInt8(NOT is_ref)) FROM ({values})"
+def categorical_bins(values: str) -> str:
+    """``values`` (v, is_ref) counted by value."""
+    return f"SELECT toString(v) AS bin, is_ref, count() AS n FROM ({values}) GROUP BY bin, is_ref"
+
+
+def ks_test(values: str) -> str:
+    return f"SELECT kolmogorovSmirnovTest('two-sided')(v, toUInt8(NOT is_ref)) FROM ({values})"
+
+
+def sizes(values: str) -> str:
+    return f"SELECT countIf(is_ref), countIf(NOT is_ref) FROM ({values})"
 
 
 @dataclass(frozen=True)
@@ -95,12 +99,12 @@ class Drift:
 def column_drift(client: Client, values_sql: str, params: dict, name: str, kind: str,
                  thresholds: Thresholds = INPUT_THRESHOLDS) -> Drift:
     """Drift of ``values_sql``'s column ``v`` (rows flagged ``is_ref``): all of it computed in ClickHouse."""
-    binned = (_NUMERIC_BINS if kind == "numeric" else _CATEGORICAL_BINS).replace("{values}", values_sql)
-    psi, js = client.query(_DIVERGENCES.replace("{binned}", binned), parameters={**params, "eps": EPS}).result_rows[0]
-    counts = client.query(f"SELECT countIf(is_ref), countIf(NOT is_ref) FROM ({values_sql})", parameters=params).result_rows[0]
+    binned = numeric_bins(values_sql) if kind == "numeric" else categorical_bins(values_sql)
+    psi, js = client.query(divergences(binned), parameters={**params, "eps": EPS}).result_rows[0]
+    counts = client.query(sizes(values_sql), parameters=params).result_rows[0]
     ks_stat = ks_p = None
     if kind == "numeric" and min(counts) > 0:
-        ks = client.query(_KS.replace("{values}", values_sql), parameters=params).result_rows[0][0]
+        ks = client.query(ks_test(values_sql), parameters=params).result_rows[0][0]
         ks_stat, ks_p = (ks["d_statistic"], ks["p_value"]) if isinstance(ks, dict) else ks
     return Drift(name, kind, float(psi or 0.0), float(js or 0.0), ks_stat, ks_p, int(counts[0]), int(counts[1]),
                  thresholds=thresholds)
@@ -108,12 +112,13 @@ def column_drift(client: Client, values_sql: str, params: dict, name: str, kind:
 
 def feature_drift(client: Client, table: str, columns: list[tuple[str, str, str]], reference: date, current: date,
                   date_column: str = "feature_date", where: str = "1") -> list[Drift]:
-    """Drift of each (name, SQL expression, kind) of ``table`` between two of its dates."""
-    params = {"ref": reference, "cur": current}
+    """Drift of each (name, SQL expression over ``uf``, kind) of ``table`` (alias ``uf``) between two of its dates;
+    ``where`` (SQL over ``uf``) keeps some rows, e.g. a model's population."""
+    params = {"ref": reference, "cur": current, "table": table, "date_column": date_column}
     out = []
     for name, expression, kind in columns:
         value = f"toFloat64({expression})" if kind == "numeric" else f"ifNull(toString({expression}), '')"
-        values_sql = (f"SELECT {value} AS v, {date_column} = {{ref:Date}} AS is_ref FROM {table} "
-                      f"WHERE {date_column} IN ({{ref:Date}}, {{cur:Date}}) AND ({where})")
+        values_sql = (f"SELECT {value} AS v, uf.{{date_column:Identifier}} = {{ref:Date}} AS is_ref FROM {{table:Identifier}} AS uf "
+                      f"WHERE uf.{{date_column:Identifier}} IN ({{ref:Date}}, {{cur:Date}}) AND ({where})")
         out.append(column_drift(client, values_sql, params, name, kind))
     return out

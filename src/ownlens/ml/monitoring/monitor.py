@@ -1,10 +1,11 @@
-"""Scheduled model monitoring: input and prediction drift, and realised performance, into ml_model_monitoring.
+"""Model monitoring, the same for every model: input and prediction drift, and realised performance, into
+ml_model_monitoring.
 
-``monitor(client, spec, current)`` compares the model's inputs (and stored predictions) on ``current`` with a
-reference date (default: the end of the production version's training window), and, when the 30-day label
-window after ``current`` has passed, scores the stored predictions of ``current`` against what happened.
-Re-running for the same model and date replaces its rows. Alerts go to the log and, when
-``OWNLENS_ALERT_WEBHOOK`` is set, to that URL as JSON.
+``monitor(client, model, current)`` compares the model's inputs (``model.inputs``, if it has any) and its stored
+predictions on ``current`` with a reference date (default: the end of the production version's training
+window), and, once the outcomes of ``current`` are known, asks the model how its stored outputs did
+(``model.realised``). Re-running for the same model and date replaces its rows. Alerts go to the log and, when
+``OWNLENS_ALERT_WEBHOOK`` is set, to that URL as JSON. The schedule (``pipelines/monitoring.py``) calls it.
 """
 
 from __future__ import annotations
@@ -20,19 +21,20 @@ from datetime import date, datetime, timezone
 from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.errors import InvalidInput, NotFound
-from ownlens.ml.models.spec import ModelSpec
 from ownlens.ml.monitoring.drift import PREDICTION_THRESHOLDS, Drift, column_drift, feature_drift
+from ownlens.ml.registry import store
 
 log = logging.getLogger(__name__)
 
-PERFORMANCE = """
-SELECT count(), avg(p.prediction_value), avg(l.{label}),
-       arrayAUC(groupArray(p.prediction_value), groupArray(l.{label} = 1)),
-       avg(pow(p.prediction_value - l.{label}, 2))
-FROM ml_model_predictions AS p
-INNER JOIN customer_user_labels AS l ON l.user_id = toUUID(p.entity_id) AND l.feature_date = p.prediction_date
-WHERE p.model_name = {{model:String}} AND p.prediction_date = {{d:Date}} AND l.label_window_complete = 1
+FEATURE_ROWS = "SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}"
+FIRST_FEATURE_DATE = "SELECT min(feature_date) FROM customer_user_features"
+PREDICTIONS = """
+SELECT {value:Identifier} AS v, prediction_date = {ref:Date} AS is_ref FROM ml_model_predictions
+WHERE model_name = {model:String} AND prediction_date IN ({ref:Date}, {cur:Date})
 """
+PREDICTION_COUNTS = f"SELECT countIf(is_ref), countIf(NOT is_ref) FROM ({PREDICTIONS})"
+MODEL_ID = "SELECT any(model_id) FROM ml_model_registry FINAL WHERE model_name = {m:String} AND model_version = {v:String}"
+DELETE_DATE = "DELETE FROM ml_model_monitoring WHERE model_name = {m:String} AND monitoring_date = {d:Date}"
 
 
 @dataclass
@@ -61,150 +63,54 @@ class MonitoringReport:
                 "performance": self.performance}
 
 
-def _feature_columns(spec: ModelSpec) -> list[tuple[str, str, str]]:
-    fs = spec.features
-    return ([(c, c, "numeric") for c in fs.numeric]
-            + [(k, f"JSONExtractFloat({fs.json_column}, '{k}')", "numeric") for k in fs.json_keys]
-            + [(c, c, "categorical") for c in fs.categorical])
-
-
-def _default_reference(client: Client, spec: ModelSpec, current: date) -> date | None:
+def default_reference(client: Client, model, current: date) -> date | None:
     """The end of the production version's training window, else the first feature date; None if not before ``current``."""
-    from ownlens.ml.registry import store
-
     try:
-        end = store.get(client, spec.name, "production")["training_data_end"]
+        end = store.get(client, model.name, "production")["training_data_end"]
     except NotFound:
         end = None
     if end is not None and str(end) not in ("NaT", "None"):
         end = end.date() if isinstance(end, datetime) else end  # pandas Timestamps are datetimes
         if end < current:
             return end
-    earliest = date.fromisoformat(str(client.command("SELECT min(feature_date) FROM customer_user_features")))
+    earliest = date.fromisoformat(str(client.command(FIRST_FEATURE_DATE)))
     return earliest if earliest < current else None
 
 
-def monitor(client: Client, spec: ModelSpec, current: date, reference: date | None = None, version: str = "production") -> MonitoringReport:
-    """Drift and performance of ``spec`` on ``current``; writes ml_model_monitoring (replacing that date's rows)."""
-    if spec.source is not None:
-        raise InvalidInput(f"{spec.name} scores user x article pairs: monitoring covers the user models for now")
+def monitor(client: Client, model, current: date, reference: date | None = None, version: str = "production") -> MonitoringReport:
+    """Drift and realised performance of ``model`` on ``current``; writes ml_model_monitoring (replacing that date's rows)."""
     if reference is not None and reference >= current:
         raise InvalidInput(f"the reference date {reference} must be before {current}")
-    reference = reference or _default_reference(client, spec, current)  # None: nothing earlier, performance only
-    for d in (current,) if reference is None else (reference, current):
-        if not int(client.command("SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}", parameters={"d": d})):
-            raise NotFound(f"no features for {d}: run `ownlens-ml features build --date {d}`")
-    from ownlens.ml.registry import store
-
+    reference = reference or default_reference(client, model, current)  # None: nothing earlier to compare with
+    if model.inputs is not None:
+        for d in (current,) if reference is None else (reference, current):
+            if not int(client.command(FEATURE_ROWS, parameters={"d": d})):
+                raise NotFound(f"no features for {d}: run `ownlens-ml features build --date {d}`")
     try:
-        row = store.get(client, spec.name, version)
+        row = store.get(client, model.name, version)
         model_version, model_id = row["model_version"], row["model_id"]
     except NotFound:
         model_version, model_id = "", None
-    report = MonitoringReport(spec.name, model_version, current, reference)
-    if reference is not None:
-        report.drift = [replace(d, trending=d.name in spec.features.trending, thresholds=spec.input_thresholds or d.thresholds)
-                        for d in feature_drift(client, spec.features.table, _feature_columns(spec), reference, current,
-                                               where=spec.population.replace("uf.", ""))]
-        params = {"ref": reference, "cur": current, "model": spec.name}
-        predictions = ("SELECT prediction_value AS v, prediction_date = {ref:Date} AS is_ref FROM ml_model_predictions "
-                       "WHERE model_name = {model:String} AND prediction_date IN ({ref:Date}, {cur:Date})")
-        have = client.query(f"SELECT countIf(is_ref), countIf(NOT is_ref) FROM ({predictions})", parameters=params).result_rows[0]
-        if min(have) > 0:
-            report.prediction_drift = column_drift(client, predictions, params, "prediction", "numeric",
-                                                   spec.prediction_thresholds or PREDICTION_THRESHOLDS)
-    if spec.task == "binary" and spec.label.startswith("l."):
-        n, mean_p, rate, auc, brier = client.query(PERFORMANCE.format(label=spec.label[2:]),
-                                                   parameters={"model": spec.name, "d": current}).result_rows[0]
-        if n:
-            report.performance = {"rows": int(n), "mean_prediction": float(mean_p), "observed_rate": float(rate),
-                                  "roc_auc": float(auc), "brier": float(brier)}
+    report = MonitoringReport(model.name, model_version, current, reference)
+    if reference is not None and model.inputs is not None:
+        report.drift = [replace(d, trending=d.name in model.inputs.trending, thresholds=model.input_thresholds or d.thresholds)
+                        for d in feature_drift(client, model.inputs.table, model.inputs.drift_columns("uf"), reference, current,
+                                               where=getattr(model, "population", "1"))]
+    if reference is not None and model.prediction_drift is not None:
+        params = {"ref": reference, "cur": current, "model": model.name,
+                  "value": "prediction_value" if model.prediction_drift == "numeric" else "prediction_label"}
+        if min(client.query(PREDICTION_COUNTS, parameters=params).result_rows[0]) > 0:
+            report.prediction_drift = column_drift(client, PREDICTIONS, params, "prediction", model.prediction_drift,
+                                                   model.prediction_thresholds or PREDICTION_THRESHOLDS)
+    found = model.realised(client, current) if model.realised is not None else None
+    if found is not None:
+        version_stored = found.pop("model_version", None)
+        if version_stored and version_stored != model_version:
+            report.version = version_stored
+            rows = client.query(MODEL_ID, parameters={"m": model.name, "v": version_stored}).result_rows
+            model_id = rows[0][0] if rows and rows[0][0] else None
+        report.performance = {k: float(v) for k, v in found.items()}
     _write(client, report, model_id)
-    _alert(report)
-    return report
-
-
-_LABELLED_UNMONITORED = """
-SELECT DISTINCT prediction_date FROM ml_model_predictions
-WHERE model_name = {model:String}
-  AND prediction_date IN (SELECT DISTINCT feature_date FROM customer_user_labels WHERE label_window_complete = 1)
-  AND prediction_date NOT IN (SELECT monitoring_date FROM ml_model_monitoring
-                              WHERE model_name = {model:String} AND monitor_type = 'performance')
-ORDER BY prediction_date
-"""
-
-
-def retrain_on_alert(client: Client, spec: ModelSpec, report: MonitoringReport) -> dict | None:
-    """When ``report`` has alerts, train a challenger and promote it if it scores at least as well as production
-    on the same (latest labelled) test rows; returns that comparison, or None without alerts."""
-    if not report.alerts:
-        return None
-    from ownlens.ml.models.training import challenge
-
-    _, duel = challenge(spec, client, description=f"retrained after drift alerts on {report.current}")
-    log.warning("retrained %s after %d drift alert(s) on %s: %s %s %.4f vs production %s %s -> %s", spec.name,
-                len(report.alerts), report.current, duel["version"], duel["metric"], duel["new"], duel["production_version"],
-                "n/a" if duel["production"] is None else f"{duel['production']:.4f}", "promoted" if duel["promoted"] else "kept")
-    return duel
-
-
-def monitor_due(client: Client, done: set, retrain: bool = False) -> list[MonitoringReport]:
-    """One scheduled pass over every registered user model: drift on the latest feature date, and realised
-    performance on each date whose predictions now have complete labels and no performance rows yet.
-
-    ``done`` holds the (model, date) pairs this process has already monitored, so a pass with nothing new
-    costs a few small queries; it is updated in place. ``retrain``: see :func:`retrain_on_alert`.
-    """
-    from ownlens.ml.data.loaders import latest_feature_date
-    from ownlens.ml.models import MODELS, TASK_MODELS
-
-    registered = {name for (name,) in client.query("SELECT DISTINCT model_name FROM ml_model_registry").result_rows}
-    latest = latest_feature_date(client)
-    reports = []
-    for name, spec in MODELS.items():
-        if spec.source is not None or name not in registered:
-            continue
-        labelled = [d for (d,) in client.query(_LABELLED_UNMONITORED, parameters={"model": name}).result_rows]
-        for d in dict.fromkeys([latest, *labelled]):
-            if (name, d) in done:
-                continue
-            done.add((name, d))
-            try:
-                reports.append(monitor(client, spec, d))
-            except (InvalidInput, NotFound) as exc:  # e.g. no reference date before the first features
-                log.info("monitoring %s on %s skipped: %s", name, d, exc)
-                continue
-            if retrain and d == latest:
-                retrain_on_alert(client, spec, reports[-1])
-    for name, task in TASK_MODELS.items():  # stored outputs whose judging days have now passed
-        if task.realised is None or name not in registered:
-            continue
-        monitored = {d for (d,) in client.query("SELECT DISTINCT monitoring_date FROM ml_model_monitoring WHERE model_name = {m:String}",
-                                                parameters={"m": name}).result_rows}
-        for d in task.stored_dates(client):
-            if d in monitored or (name, d) in done:
-                continue
-            report = monitor_task(client, task, d)
-            if report is not None:
-                done.add((name, d))
-                reports.append(report)
-    return reports
-
-
-def monitor_task(client: Client, task, d: date) -> MonitoringReport | None:
-    """Realised performance of a task model's outputs stored for ``d`` (recommendations read, ad click rates),
-    written to ml_model_monitoring; None while the days that judge them have not passed."""
-    if task.realised is None:
-        raise InvalidInput(f"{task.name} has no realised performance to monitor")
-    found = task.realised(client, d)
-    if found is None:
-        return None
-    version, drift, reference = found.pop("model_version"), found.pop("prediction_drift", None), found.pop("reference", None)
-    report = MonitoringReport(task.name, version, d, reference, prediction_drift=drift,
-                              performance={k: float(v) for k, v in found.items()})
-    row = client.query("SELECT any(model_id) FROM ml_model_registry FINAL WHERE model_name = {m:String} AND model_version = {v:String}",
-                       parameters={"m": task.name, "v": version}).result_rows
-    _write(client, report, row[0][0] if row and row[0][0] else None)
     _alert(report)
     return report
 
@@ -229,8 +135,7 @@ def _write(client: Client, report: MonitoringReport, model_id) -> None:
     for metric, value in (report.performance or {}).items():
         metric, _, part = metric.partition(":")  # "realised_ctr:footer": the metric of one part (a placement)
         add("performance", metric, part, value, None, "ok", {})
-    client.command("DELETE FROM ml_model_monitoring WHERE model_name = {m:String} AND monitoring_date = {d:Date}",
-                   parameters={"m": report.model, "d": report.current})
+    client.command(DELETE_DATE, parameters={"m": report.model, "d": report.current})
     if rows:
         client.insert("ml_model_monitoring", rows, column_names=[
             "monitoring_id", "model_id", "model_name", "model_version", "monitoring_date", "monitor_type", "metric_name",

@@ -10,7 +10,6 @@ from datetime import date, timedelta
 from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.errors import NotFound
-from ownlens.ml.models.spec import TaskModel
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +57,13 @@ def run_all(client: Client, options: RunOptions | None = None, progress=None) ->
     """Run every step for the warehouse's data; ``progress(step)`` is called as each step starts."""
     from ownlens.ml import schema
     from ownlens.ml.features.build import build_features, data_range
-    from ownlens.ml.models import ALL_MODELS, get_model
+    from ownlens.ml.models import get, names
     from ownlens.ml.settings import get_settings
 
     options = options or RunOptions()
     summary = RunSummary()
     say = progress or (lambda step: None)
-    names = options.models or ALL_MODELS
-    specs = [get_model(n) for n in names]
+    models = [get(n) for n in options.models or names()]
     reports_dir = get_settings().reports_dir
 
     if not options.skip_prerequisites:
@@ -83,7 +81,7 @@ def run_all(client: Client, options: RunOptions | None = None, progress=None) ->
         raise NotFound("the warehouse has no sessions: run `ownlens-ml simulate` or load customer_events first")
     summary.feature_dates = plan_feature_dates(*span)
     if not (options.skip_features or options.models_only):
-        built = {r[0] for r in client.query("SELECT DISTINCT feature_date FROM customer_user_features").result_rows}
+        built = {r[0] for r in client.query(FEATURE_DATES).result_rows}
         todo = [d for d in summary.feature_dates if options.rebuild_features or d not in built]
         for d in todo:
             say(f"building features for {d}")
@@ -92,77 +90,50 @@ def run_all(client: Client, options: RunOptions | None = None, progress=None) ->
     if not (options.skip_exploration or options.models_only):
         say("writing the exploration report")
         from ownlens.ml.data.exploration import explore
+        from ownlens.ml.models.oracle import ensure_user_truth
 
         labelled = summary.feature_dates[-2] if len(summary.feature_dates) > 1 else scoring_date
-        summary.reports["exploration"] = str(_timed(summary, "exploration", lambda: str(explore(client, reports_dir / "exploration", labelled))))
 
-    for spec in specs:
-        say(f"training {spec.name}")
+        def exploration():
+            ensure_user_truth(client, [labelled])  # the true rates beside the observed ones, on a simulation
+            return str(explore(client, reports_dir / "exploration", labelled))
+        summary.reports["exploration"] = str(_timed(summary, "exploration", exploration))
+
+    for model in models:
+        say(f"training {model.name}")
         started = time.perf_counter()
         try:
-            run_one = _task_model if isinstance(spec, TaskModel) else _model
-            summary.models[spec.name] = run_one(client, spec, scoring_date, reports_dir, monitor=not options.models_only)
-            summary.steps.append((f"model {spec.name}", "ok", time.perf_counter() - started))
+            summary.models[model.name] = run_model(client, model, scoring_date, monitor=not options.models_only)
+            summary.steps.append((f"model {model.name}", "ok", time.perf_counter() - started))
         except Exception as exc:  # one model failing must not stop the others
-            log.exception("model %s failed", spec.name)
-            summary.models[spec.name] = {"error": str(exc).splitlines()[0][:300]}
-            summary.steps.append((f"model {spec.name}", f"failed: {str(exc).splitlines()[0][:200]}", time.perf_counter() - started))
+            log.exception("model %s failed", model.name)
+            summary.models[model.name] = {"error": str(exc).splitlines()[0][:300]}
+            summary.steps.append((f"model {model.name}", f"failed: {str(exc).splitlines()[0][:200]}", time.perf_counter() - started))
     return summary
 
 
-def _model(client: Client, spec, scoring_date: date, reports_dir, monitor: bool) -> dict:
-    """Train, evaluate (report), promote when at least as good as production, score the latest date, monitor."""
-    from ownlens.ml.models.evaluation import write_report
-    from ownlens.ml.models.prediction import predict_batch
-    from ownlens.ml.models.training import challenge
-    from ownlens.ml.registry import store
+def run_model(client: Client, model, scoring_date: date, monitor: bool) -> dict:
+    """Train, report, promote when at least as good as production on the same test rows, score the latest date, and
+    monitor it against the test date."""
+    from ownlens.ml.monitoring.monitor import monitor as run_monitor
+    from ownlens.ml.pipelines.inference import predict
+    from ownlens.ml.pipelines.training import train_model
 
-    result, duel = challenge(spec, client)  # promoted when at least as good as production on the same test rows
-    key, new, promoted = duel["metric"], duel["new"], duel["promoted"]
-    report = write_report(spec, result.model, result.test, result.metrics, result.oracle_metrics,
-                          reports_dir / "models" / spec.name / str(result.model.version), result.split)
-    served = store.load(client, spec.name, "production")
-    from ownlens.ml.monitoring.abtest import running
-
-    scored = predict_batch(spec, client, served, scoring_date, ab_test=running(client, spec.name))
-    out = {"version": result.model.version, "promoted": promoted, "production": served.version, "metric": key,
-           "value": new, "oracle": (result.oracle_metrics or {}).get(key), "test_rows": result.split["test_rows"],
-           "predictions": scored["rows"], "prediction_table": scored["table"], "report": str(report)}
-    if monitor and spec.source is None:
-        from ownlens.ml.monitoring.monitor import monitor as run_monitor
-
-        reference = result.split.get("test_date")
-        if reference and str(reference) < str(scoring_date):
-            m = run_monitor(client, spec, scoring_date, date.fromisoformat(str(reference)))
-            out["drift_alerts"] = len(m.alerts)
+    result, summary = train_model(model, client, promote=True)
+    duel = summary["promotion"]
+    scored = predict(model, client, feature_date=scoring_date)
+    out = {"version": result.model.version, "promoted": duel["promoted"], "production": duel["version"] if duel["promoted"]
+           else duel["production_version"], "metric": duel["metric"], "value": duel["new"],
+           "oracle": (result.oracle_metrics or {}).get(duel["metric"]), "test_rows": result.split["test_rows"],
+           "predictions": scored["rows"], "prediction_table": scored["table"], "report": summary["report"]}
+    reference = result.split.get("test_date")
+    if monitor and reference and str(reference) < str(scoring_date):
+        try:
+            report = run_monitor(client, model, scoring_date, date.fromisoformat(str(reference)))
+            out["drift_alerts"] = len(report.alerts)
+        except NotFound as exc:  # nothing to compare yet (no features or outputs of that date)
+            log.info("monitoring %s on %s skipped: %s", model.name, scoring_date, exc)
     return out
 
 
-def _task_model(client: Client, task: TaskModel, scoring_date: date, reports_dir, monitor: bool) -> dict:
-    """Train and report a task model, promote it unless production did better on the same test date, store its batch."""
-    import json
-
-    from ownlens.ml.errors import NotFound as Missing
-    from ownlens.ml.models.evaluation import write_task_report
-    from ownlens.ml.registry import store
-
-    result = task.train(client)
-    key, new = task.primary_metric, result.metrics.get(task.primary_metric)
-    try:
-        current = store.get(client, task.name, "production")
-        stored = json.loads(current["metrics"] or "{}")
-        comparable = stored.get("test_date") == result.split.get("test_date") and stored.get(key) is not None
-        promoted = not comparable or new is None or new >= stored[key]
-    except Missing:
-        promoted = True
-    if promoted:
-        store.promote(client, task.name, result.model.version)
-    report = write_task_report(task, result, reports_dir / "models" / task.name / str(result.model.version))
-    from ownlens.ml.monitoring.abtest import AB_TASK_MODELS, running
-
-    served = store.load(client, task.name, "production")
-    test = running(client, task.name) if task.name in AB_TASK_MODELS else None
-    stored_batch = task.predict_batch(client, served, scoring_date, **({"ab_test": test} if test else {}))
-    return {"version": result.model.version, "promoted": promoted, "production": served.version, "metric": key,
-            "value": new, "oracle": (result.oracle_metrics or {}).get(key), "test_rows": result.split["test_rows"],
-            "predictions": stored_batch["rows"], "prediction_table": task.output_table, "report": str(report)}
+FEATURE_DATES = "SELECT DISTINCT feature_date FROM customer_user_features"

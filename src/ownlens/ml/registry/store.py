@@ -16,7 +16,7 @@ import pandas as pd
 from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.errors import InvalidInput, NotFound
-from ownlens.ml.models.model import TrainedModel
+from ownlens.ml.registry.artifacts import read_artifact, write_artifact
 from ownlens.ml.settings import get_settings
 
 STAGES = ("candidate", "staging", "production", "archived")
@@ -52,7 +52,9 @@ def versions(client: Client, name: str | None = None) -> pd.DataFrame:
     return rows
 
 
-def _next_version(client: Client, name: str, features: list[str]) -> str:
+def next_version(client: Client, name: str, features: list[str]) -> str:
+    """The version a new model of ``name`` gets: a feature list unlike the latest version's bumps the major
+    number (a breaking change of the input schema), a retrain the minor."""
     existing = versions(client, name)
     if existing.empty:
         return "1.0.0"
@@ -68,34 +70,29 @@ def _write(client: Client, row: dict) -> None:
     client.insert("ml_model_registry", [list(row.values())], column_names=list(row.keys()))
 
 
-def register(client: Client, model: TrainedModel, *, algorithm: str, metrics: dict, window: tuple, description: str,
-             artifacts_uri: str | None = None) -> TrainedModel:
-    """Save the artifact and add a ``candidate`` version; fills ``model.info`` (id, version, uri, sha256)."""
-    name = model.spec_name
-    version = _next_version(client, name, model.features)
-    model_id = str(uuid.uuid4())
+def register(client: Client, *, model_id: str, name: str, version: str, task: str, algorithm: str, features: list[str],
+             input_schema: dict, importances: dict[str, float], files: dict[str, bytes], metrics: dict, window: tuple,
+             description: str, artifacts_uri: str | None = None) -> dict:
+    """Write the artifact ``files`` and add ``version`` (see :func:`next_version`) of ``name`` as a ``candidate``;
+    returns where the artifact went and its sha256."""
     base = (artifacts_uri or get_settings().artifacts_uri).rstrip("/")
     uri = f"{base}/{name}/{version}/model.zip"
-    model.info.update({"model_id": model_id, "model_name": name, "model_version": version, "algorithm": algorithm})
-    digest = model.save(uri)
+    digest = write_artifact(uri, files)
     now = _now()
     _write(client, {
-        "model_id": uuid.UUID(model_id), "model_name": name, "model_version": version, "model_type": model.task,
-        "algorithm": algorithm, "stage": "candidate", "metrics": json.dumps(_clean(metrics)),
-        "feature_names": list(model.features),
-        "input_schema": json.dumps({"numeric": [f for f in model.features if f not in model.encoder.vocabularies],
-                                    "categorical": model.encoder.vocabularies}),
+        "model_id": uuid.UUID(model_id), "model_name": name, "model_version": version, "model_type": task,
+        "algorithm": algorithm, "stage": "candidate", "metrics": json.dumps(_clean(metrics), default=str),
+        "feature_names": list(features), "input_schema": json.dumps(input_schema),
         "training_data_start": window[0], "training_data_end": window[1], "artifact_uri": uri,
         "artifact_sha256": digest, "description": description, "created_at": now, "updated_at": now,
     })
-    importances = model.importances()
+    categorical = input_schema.get("categorical", {})
     client.insert("ml_model_features", [
-        [uuid.UUID(model_id), name, version, feature, "categorical" if feature in model.encoder.vocabularies else "numeric",
+        [uuid.UUID(model_id), name, version, feature, "categorical" if feature in categorical else "numeric",
          float(importances.get(feature, 0.0)), ""]
-        for feature in model.features
+        for feature in features
     ], column_names=["model_id", "model_name", "model_version", "feature_name", "feature_type", "importance", "description"])
-    model.info.update({"artifact_uri": uri, "artifact_sha256": digest, "stage": "candidate"})
-    return model
+    return {"artifact_uri": uri, "artifact_sha256": digest, "stage": "candidate"}
 
 
 def get(client: Client, name: str, version: str | None = None) -> dict:
@@ -117,18 +114,19 @@ def get(client: Client, name: str, version: str | None = None) -> dict:
     return match.iloc[0].to_dict()
 
 
-def load(client: Client, name: str, version: str | None = "production") -> TrainedModel:
-    """Load a registered version, verifying its checksum. ``production`` falls back to the latest version."""
+def resolve(client: Client, name: str, version: str | None = "production") -> dict:
+    """The registry row to serve for ``version``: as :func:`get`, but ``production`` falls back to the latest version."""
     try:
-        row = get(client, name, version)
+        return get(client, name, version)
     except NotFound:
         if version != "production":
             raise
-        row = get(client, name, None)
-    model = TrainedModel.load(row["artifact_uri"], row["artifact_sha256"])
-    model.info.update({"model_id": row["model_id"], "model_version": row["model_version"], "stage": row["stage"],
-                       "algorithm": row["algorithm"]})
-    return model
+        return get(client, name, None)
+
+
+def read_files(row: dict) -> dict[str, bytes]:
+    """The artifact files of a registry row, after checking them against the registered sha256."""
+    return read_artifact(row["artifact_uri"], row["artifact_sha256"])
 
 
 def _set_stage(client: Client, row: dict, stage: str) -> None:
@@ -200,4 +198,4 @@ def runs(client: Client, name: str | None = None, limit: int = 20) -> pd.DataFra
     )
 
 
-__all__ = ["register", "versions", "get", "load", "promote", "rollback", "record_run", "runs"]
+__all__ = ["register", "versions", "get", "resolve", "read_files", "promote", "rollback", "record_run", "runs"]

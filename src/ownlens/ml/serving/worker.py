@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -20,13 +19,14 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.data.loaders import as_uuid
-from ownlens.ml.models.prediction import Scorer
-from ownlens.ml.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
+MAX_EVENT_TIME = "SELECT max(event_timestamp) FROM customer_events"
+UNCOMMITTED = "DELETE FROM ml_realtime_predictions WHERE worker = {w:String} AND window_end > {lo:DateTime64(3, 'UTC')}"
+WATERMARK = "SELECT watermark FROM ml_inference_watermarks FINAL WHERE worker = {w:String}"
 NEW_ACTIVITY = """
 SELECT toString(user_id) AS user_id, max(event_timestamp) AS last_event_at, count() AS events
 FROM customer_events
@@ -50,13 +50,12 @@ def set_watermark(client: Client, worker: str, model: str, at: datetime) -> None
 
 
 def watermark(client: Client, worker: str) -> datetime:
-    rows = client.query("SELECT watermark FROM ml_inference_watermarks FINAL WHERE worker = {w:String}",
-                        parameters={"w": worker}).result_rows
+    rows = client.query(WATERMARK, parameters={"w": worker}).result_rows
     return rows[0][0].replace(tzinfo=timezone.utc) if rows else EPOCH
 
 
 def _upper(client: Client, lo: datetime, max_window: timedelta, lag: timedelta) -> datetime | None:
-    latest = client.command("SELECT max(event_timestamp) FROM customer_events")
+    latest = client.command(MAX_EVENT_TIME)
     if not latest or str(latest).startswith("1970"):
         return None
     latest = datetime.fromisoformat(str(latest)).replace(tzinfo=timezone.utc) - lag
@@ -66,25 +65,25 @@ def _upper(client: Client, lo: datetime, max_window: timedelta, lag: timedelta) 
     return upper if upper > lo else None
 
 
-def _score(scorer, users: list[str]) -> pd.DataFrame:
-    """Score ``users`` with ``scorer``, or, when it is a function of the user id (an A/B test's routing), with
-    the scorer it picks for each user."""
-    if not callable(scorer):
-        return scorer.score(users)
+def _score(server, users: list[str]) -> pd.DataFrame:
+    """Score ``users`` with ``server`` (a model's Server), or, when it is a function of the user id (an A/B test's
+    routing), with the server it picks for each user."""
+    if not callable(server):
+        return server.frame(users)
     groups: dict = {}
     for user in users:
-        groups.setdefault(scorer(as_uuid(user)), []).append(user)
-    return pd.concat([s.score(group) for s, group in groups.items()], ignore_index=True)
+        groups.setdefault(server(as_uuid(user)), []).append(user)
+    return pd.concat([s.frame(group) for s, group in groups.items()], ignore_index=True)
 
 
-def run_pass(client: Client, spec: ModelSpec, scorer: Scorer | Callable[[str], Scorer], worker: str, *, max_window: timedelta = timedelta(hours=1),
+def run_pass(client: Client, model, server, worker: str, *, max_window: timedelta = timedelta(hours=1),
              lag: timedelta = timedelta(0), fail_before_commit: bool = False) -> Pass | None:
-    """Score one window of new activity; None when there is nothing new."""
+    """Score one window of new activity with ``model`` (a per-user model; ``server`` answers for it, or picks the
+    server of each user); None when there is nothing new."""
     lo = watermark(client, worker)
     # an earlier pass that wrote but did not commit: drop its rows, then redo its window
     if lo != EPOCH:  # (a new worker has written nothing)
-        client.command("DELETE FROM ml_realtime_predictions WHERE worker = {w:String} AND window_end > {lo:DateTime64(3, 'UTC')}",
-                       parameters={"w": worker, "lo": lo})
+        client.command(UNCOMMITTED, parameters={"w": worker, "lo": lo})
     hi = _upper(client, lo, max_window, lag)
     if hi is None:
         return None
@@ -93,36 +92,37 @@ def run_pass(client: Client, spec: ModelSpec, scorer: Scorer | Callable[[str], S
     activity = client.query(NEW_ACTIVITY, parameters={"lo": lo, "hi": hi}).result_rows
     scored = 0
     if activity:
-        frame = _score(scorer, [u for u, _, _ in activity])
+        frame = _score(server, [u for u, _, _ in activity])
         by_user = {u: (last, n) for u, last, n in activity}
+        value, label_field = model.prediction_fields
         if len(frame):
-            label = frame[spec.level_column].astype(str) if spec.level_column else [""] * len(frame)
+            label = frame[label_field].astype(str) if label_field else [""] * len(frame)
             now = datetime.now(timezone.utc)
             client.insert_arrow("ml_realtime_predictions", pa.table({
-                "worker": [worker] * len(frame), "model_name": [spec.name] * len(frame), "model_version": frame["model_version"].astype(str).tolist(),
+                "worker": [worker] * len(frame), "model_name": [model.name] * len(frame), "model_version": frame["model_version"].astype(str).tolist(),
                 "user_id": frame["user_id"].tolist(), "window_end": pa.array([hi] * len(frame), pa.timestamp("ms", "UTC")),
                 "last_event_at": pa.array([by_user[u][0] for u in frame["user_id"]], pa.timestamp("ms", "UTC")),
                 "events": pa.array([by_user[u][1] for u in frame["user_id"]], pa.uint32()),
                 "feature_date": pa.array(list(frame["feature_date"]), pa.date32()),
-                "prediction_value": pa.array(frame[spec.output].to_numpy(), pa.float64()),
+                "prediction_value": pa.array(frame[value].to_numpy(dtype=float), pa.float64()),
                 "prediction_label": list(label), "predicted_at": pa.array([now] * len(frame), pa.timestamp("ms", "UTC")),
             }))
             scored = len(frame)
     if fail_before_commit:
         raise RuntimeError("simulated crash between writing predictions and advancing the watermark")
-    set_watermark(client, worker, spec.name, hi)
+    set_watermark(client, worker, model.name, hi)
     return Pass(lo, hi, len(activity), scored)
 
 
-def run(client: Client, spec: ModelSpec, scorer: Scorer | Callable[[str], Scorer], worker: str, interval_s: float = 10.0, once: bool = False,
-        stop=None, **kw) -> list[Pass]:
+def run(client: Client, model, server, worker: str, interval_s: float = 10.0, once: bool = False, stop=None,
+        **kw) -> list[Pass]:
     """Run passes until caught up (``once``) or until ``stop()`` is true, sleeping ``interval_s`` when idle."""
     done = []
     while not (stop and stop()):
-        result = run_pass(client, spec, scorer, worker, **kw)
+        result = run_pass(client, model, server, worker, **kw)
         if result:
             done.append(result)
-            log.info("realtime %s: %s users with new events in (%s, %s], %s scored", spec.name, result.users,
+            log.info("realtime %s: %s users with new events in (%s, %s], %s scored", model.name, result.users,
                      result.window_start, result.window_end, result.scored)
             continue
         if once:

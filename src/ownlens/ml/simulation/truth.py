@@ -1,4 +1,8 @@
-"""The simulator's oracle: for each user in the features of date D, the true probability of each label."""
+"""The simulator's oracle: for each user in the features of date D, the true probability of each label.
+
+Computed only for evaluation (``models.oracle`` builds it when a model is compared with the truth), never by a
+production path.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import numpy as np
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
-from ownlens.ml.features.customer import LABEL_HORIZON_DAYS
 from ownlens.ml.simulation import catalog as cat
 from ownlens.ml.warehouse import replace_partition
 
@@ -21,13 +24,15 @@ SELECT u.user_id AS user_id, u.engaged_until AS engaged_until, u.churned_on AS c
 FROM sim_users AS u
 WHERE u.user_id IN (SELECT user_id FROM customer_user_features WHERE feature_date = {d:Date})
 """
+RUNS = "SELECT count() FROM sim_runs"
+LATEST_RUN = "SELECT parameters FROM sim_runs ORDER BY created_at DESC LIMIT 1"
 
 
-def _day_factors(client: Client, d: date) -> np.ndarray:
-    """Expected-session multiplier for each of the 30 label days (weekday seasonality times any injected drift)."""
-    days = [d + timedelta(days=k) for k in range(LABEL_HORIZON_DAYS)]
+def _day_factors(client: Client, d: date, horizon_days: int) -> np.ndarray:
+    """Expected-session multiplier for each label day (weekday seasonality times any injected drift)."""
+    days = [d + timedelta(days=k) for k in range(horizon_days)]
     factors = np.array([cat.WEEKDAY_FACTOR[day.weekday()] for day in days])
-    params = client.command("SELECT parameters FROM sim_runs ORDER BY created_at DESC LIMIT 1")
+    params = client.command(LATEST_RUN)
     drift_at = json.loads(params).get("drift_at") if params else None
     if drift_at:
         factors *= np.array([0.6 if day >= date.fromisoformat(drift_at) else 1.0 for day in days])
@@ -68,9 +73,10 @@ def expected_sessions(stage, activity, fading, a, h, factors) -> np.ndarray:
     return total
 
 
-def build_truth(client: Client, d: date) -> int:
-    """sim_user_truth for ``d``: the oracle probabilities for every user with features on ``d`` (0 without a simulation)."""
-    if not int(client.command("SELECT count() FROM sim_runs")):
+def build_truth(client: Client, d: date, horizon_days: int) -> int:
+    """sim_user_truth for ``d``: the probability of each label over the ``horizon_days`` from ``d`` for every user
+    with features on ``d`` (0 without a simulation)."""
+    if not int(client.command(RUNS)):
         return 0
     t = client.query_arrow(POPULATION, parameters={"d": d})
     if t.num_rows == 0:
@@ -84,10 +90,10 @@ def build_truth(client: Client, d: date) -> int:
     conversion = np.where(already, 0.0, col("conversion_rate"))
     churn, convert = churn_and_conversion(
         stage, col("activity_rate"), col("fading_activity_rate"), col("fade_hazard"), col("churn_hazard"),
-        conversion, _day_factors(client, d),
+        conversion, _day_factors(client, d, horizon_days),
     )
     expected = expected_sessions(
-        stage, col("activity_rate"), col("fading_activity_rate"), col("fade_hazard"), col("churn_hazard"), _day_factors(client, d),
+        stage, col("activity_rate"), col("fading_activity_rate"), col("fade_hazard"), col("churn_hazard"), _day_factors(client, d, horizon_days),
     )
     rows = pa.table({
         "user_id": t.column("user_id"),

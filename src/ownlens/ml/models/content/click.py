@@ -7,9 +7,11 @@ category in the 30 days before D, and what is known when the teaser is shown (ar
 The oracle is the simulator's click probability for that user and article.
 """
 
-from ownlens.ml.models.base import BaseEvaluator, BaseMLModel, BasePredictor, BaseTrainer
+from ownlens.ml.features.sets import FeatureSet
 from ownlens.ml.models.estimators import OwnLensClassifier
-from ownlens.ml.models.spec import Bands, FeatureSet, ModelSpec, RowSource
+from ownlens.ml.models.seed_api import seed_classes
+from ownlens.ml.models.spec import BRAND_FILTER, Bands, RowSource
+from ownlens.ml.models.supervised import ModelSpec
 
 WINDOW_DAYS = 7
 CANDIDATES_PER_USER = 10  # batch scoring: the most read articles of the user's brand in the week before D
@@ -29,20 +31,16 @@ PAIR_FEATURES = FeatureSet(
 )
 
 
-def _pairs_sql(pairs: str, training: bool) -> str:
-    """Features (and label and oracle when ``training``) for the (user_id, article_id, d, at, device_type_id, brand_id) rows of ``pairs``."""
+def _pairs_sql(pairs: str, training: bool = False, where: str = BRAND_FILTER) -> str:
+    """Features (and the label when ``training``) for the (user_id, article_id, d, at, device_type_id, brand_id) rows of ``pairs``."""
     label = """,
-    toUInt8(c.session_id IS NOT NULL) AS label,
-    1 / (1 + exp(-(-1.7 + 5 * (su.topic_preferences[sa.category_index + 1] - 0.1) + 0.8 * sa.quality + 0.5 * su.click_affinity
-                   + 2 * su.topic_preferences[sa.category_index + 1] * greatest(sa.quality, 0)))) AS oracle""" if training else ""
+    toUInt8(c.session_id IS NOT NULL) AS label""" if training else ""
     joins = """
 LEFT JOIN (
     SELECT DISTINCT session_id, article_id FROM customer_events
     WHERE event_type = 'click' AND event_timestamp >= arrayMin({dates:Array(Date)})
       AND event_timestamp < arrayMax({dates:Array(Date)}) + 7
-) AS c ON c.session_id = p.session_id AND c.article_id = p.article_id
-LEFT JOIN sim_users AS su ON su.user_id = p.user_id
-LEFT JOIN sim_articles AS sa ON sa.article_id = p.article_id""" if training else ""
+) AS c ON c.session_id = p.session_id AND c.article_id = p.article_id""" if training else ""
     return f"""
 SELECT
     toString(p.user_id) AS user_id, toString(p.article_id) AS article_id, p.d AS feature_date, toString(p.brand_id) AS brand_id,
@@ -77,7 +75,7 @@ LEFT JOIN (
         GROUP BY d, user_id, category_id
     )
 ) AS aff ON aff.d = p.d AND aff.user_id = p.user_id AND aff.category_id = a.category_id{joins}
-WHERE 1 {{where}}
+WHERE {where}
 SETTINGS join_use_nulls = 1
 """
 
@@ -113,14 +111,19 @@ LOOKUP = """
 SELECT tupleElement(pair, 1) AS user_id, tupleElement(pair, 2) AS article_id, uf.feature_date AS d,
        toDateTime64(uf.feature_date, 3, 'UTC') AS at, uf.preferred_device_type_id AS device_type_id,
        uf.brand_id AS brand_id, toUUID('00000000-0000-0000-0000-000000000000') AS session_id
-FROM (SELECT arrayJoin({pairs:Array(Tuple(UUID, UUID))}) AS pair) AS q
+FROM (SELECT arrayJoin({keys:Array(Tuple(UUID, UUID))}) AS pair) AS q
 INNER JOIN customer_user_features AS uf ON uf.user_id = tupleElement(q.pair, 1) AND uf.feature_date = {d:Date}
 """
 
-
-def _for_date(sql: str) -> str:
-    """Scoring queries take one date {d:Date}; the shared pair SQL speaks of a list of dates."""
-    return sql.replace("{dates:Array(Date)}", "[{d:Date}]")
+# the simulator's click probability of each impressed pair (read only to evaluate, see models/oracle.py)
+ORACLE = f"""
+SELECT DISTINCT toString(p.user_id) AS user_id, toString(p.article_id) AS article_id, p.d AS feature_date,
+    1 / (1 + exp(-(-1.7 + 5 * (su.topic_preferences[sa.category_index + 1] - 0.1) + 0.8 * sa.quality + 0.5 * su.click_affinity
+                   + 2 * su.topic_preferences[sa.category_index + 1] * greatest(sa.quality, 0)))) AS oracle
+FROM ({IMPRESSIONS}) AS p
+INNER JOIN sim_users AS su ON su.user_id = p.user_id
+INNER JOIN sim_articles AS sa ON sa.article_id = p.article_id
+"""
 
 
 CLICK = ModelSpec(
@@ -129,7 +132,6 @@ CLICK = ModelSpec(
     description="P(click | the user is shown the article's teaser)",
     features=PAIR_FEATURES,
     label="label",
-    oracle="oracle",
     estimator=OwnLensClassifier,
     algorithm="xgboost",
     predictions_table=None,
@@ -141,25 +143,12 @@ CLICK = ModelSpec(
     label_days=7,  # a click within 7 days of the impression
     source=RowSource(
         training=_pairs_sql(IMPRESSIONS, training=True),
-        scoring=_for_date(_pairs_sql(CANDIDATES, training=False)),
-        lookup=_for_date(_pairs_sql(LOOKUP, training=False)),
+        scoring=_pairs_sql(CANDIDATES),
+        lookup=_pairs_sql(LOOKUP, where="1"),
         entity=("user_id", "article_id"),
         entity_type="user_article",
+        oracle=ORACLE,
     ),
 )
 
-
-class ClickModel(BaseMLModel):
-    spec = CLICK
-
-
-class ClickTrainingPipeline(BaseTrainer):
-    spec, model_class = CLICK, ClickModel
-
-
-class ClickPredictor(BasePredictor):
-    spec = CLICK
-
-
-class ClickEvaluator(BaseEvaluator):
-    spec = CLICK
+ClickModel, ClickTrainingPipeline, ClickPredictor, ClickEvaluator = seed_classes(CLICK)

@@ -1,9 +1,10 @@
 """Churn: will a user have no session in the 30 days after the feature date? (XGBoost, seed 003)"""
 
-from ownlens.ml.models.base import BaseEvaluator, BaseFeatureEngineer, BaseMLModel, BasePredictor, BaseTrainer
-from ownlens.ml.models.customer import USER_FEATURES
+from ownlens.ml.features.sets import USER_FEATURES
 from ownlens.ml.models.estimators import OwnLensClassifier
-from ownlens.ml.models.spec import Bands, ModelSpec
+from ownlens.ml.models.seed_api import feature_engineer, seed_classes
+from ownlens.ml.models.spec import Bands
+from ownlens.ml.models.supervised import ModelSpec
 
 CHURN = ModelSpec(
     name="churn",
@@ -22,22 +23,5 @@ CHURN = ModelSpec(
     targets={"roc_auc": 0.85, "precision": 0.80, "recall": 0.75},
 )
 
-
-class ChurnModel(BaseMLModel):
-    spec = CHURN
-
-
-class ChurnTrainingPipeline(BaseTrainer):
-    spec, model_class = CHURN, ChurnModel
-
-
-class ChurnPredictor(BasePredictor):
-    spec = CHURN
-
-
-class ChurnEvaluator(BaseEvaluator):
-    spec = CHURN
-
-
-class ChurnFeatureEngineer(BaseFeatureEngineer):
-    spec = CHURN
+ChurnModel, ChurnTrainingPipeline, ChurnPredictor, ChurnEvaluator = seed_classes(CHURN)
+ChurnFeatureEngineer = feature_engineer(CHURN)

@@ -2,10 +2,11 @@
 
 from functools import partial
 
-from ownlens.ml.models.base import BaseEvaluator, BaseFeatureEngineer, BaseMLModel, BasePredictor, BaseTrainer
-from ownlens.ml.models.customer import USER_FEATURES
+from ownlens.ml.features.sets import USER_FEATURES
 from ownlens.ml.models.estimators import OwnLensClassifier
-from ownlens.ml.models.spec import Bands, ModelSpec
+from ownlens.ml.models.seed_api import feature_engineer, seed_classes
+from ownlens.ml.models.spec import Bands
+from ownlens.ml.models.supervised import ModelSpec
 
 CONVERSION = ModelSpec(
     name="conversion",
@@ -26,22 +27,5 @@ CONVERSION = ModelSpec(
     targets={"roc_auc": 0.80},
 )
 
-
-class ConversionModel(BaseMLModel):
-    spec = CONVERSION
-
-
-class ConversionTrainingPipeline(BaseTrainer):
-    spec, model_class = CONVERSION, ConversionModel
-
-
-class ConversionPredictor(BasePredictor):
-    spec = CONVERSION
-
-
-class ConversionEvaluator(BaseEvaluator):
-    spec = CONVERSION
-
-
-class ConversionFeatureEngineer(BaseFeatureEngineer):
-    spec = CONVERSION
+ConversionModel, ConversionTrainingPipeline, ConversionPredictor, ConversionEvaluator = seed_classes(CONVERSION)
+ConversionFeatureEngineer = feature_engineer(CONVERSION)

@@ -2,10 +2,11 @@
 
 from functools import partial
 
-from ownlens.ml.models.base import BaseEvaluator, BaseFeatureEngineer, BaseMLModel, BasePredictor, BaseTrainer
-from ownlens.ml.models.customer import USER_FEATURES
+from ownlens.ml.features.sets import USER_FEATURES
 from ownlens.ml.models.estimators import OwnLensRegressor
-from ownlens.ml.models.spec import Bands, ModelSpec
+from ownlens.ml.models.seed_api import feature_engineer, seed_classes
+from ownlens.ml.models.spec import Bands
+from ownlens.ml.models.supervised import ModelSpec
 
 ENGAGEMENT = ModelSpec(
     name="engagement",
@@ -24,22 +25,5 @@ ENGAGEMENT = ModelSpec(
     primary_metric="r2",
 )
 
-
-class EngagementModel(BaseMLModel):
-    spec = ENGAGEMENT
-
-
-class EngagementTrainingPipeline(BaseTrainer):
-    spec, model_class = ENGAGEMENT, EngagementModel
-
-
-class EngagementPredictor(BasePredictor):
-    spec = ENGAGEMENT
-
-
-class EngagementEvaluator(BaseEvaluator):
-    spec = ENGAGEMENT
-
-
-class EngagementFeatureEngineer(BaseFeatureEngineer):
-    spec = ENGAGEMENT
+EngagementModel, EngagementTrainingPipeline, EngagementPredictor, EngagementEvaluator = seed_classes(ENGAGEMENT)
+EngagementFeatureEngineer = feature_engineer(ENGAGEMENT)

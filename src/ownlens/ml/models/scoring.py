@@ -6,19 +6,20 @@ import os
 import time
 import uuid
 from datetime import date
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from ownlens.ml.data.loaders import as_date, as_uuid, latest_feature_date
+from ownlens.ml.data.loaders import as_date, as_uuid, latest_feature_date, resolve_brand
 from ownlens.ml.errors import InvalidInput, NotFound
-from ownlens.ml.models.data import (
-    SCORING_BATCH_ROWS, brand_filter, encoded_batches, entity_columns, lookup_frame, lookup_vectors,
-)
-from ownlens.ml.models.model import TrainedModel
-from ownlens.ml.models.spec import ModelSpec
+from ownlens.ml.models.rows import SCORING_BATCH_ROWS, encoded_batches, key_columns, lookup_frame, lookup_vectors
+from ownlens.ml.models.trained import TrainedModel
 from ownlens.ml.warehouse import insert_columns, replace_partition
+
+if TYPE_CHECKING:  # annotations only
+    from ownlens.ml.models.supervised import ModelSpec
 
 # the model of each row: its pass (one per A/B arm, else one) indexes these parameters
 LEVEL_SQL, DECISION_SQL = "{levels:Array(String)}[level_code + 1]", "toUInt8(value >= 0.5)"
@@ -33,10 +34,16 @@ def _outputs(spec: ModelSpec, values: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def _entity_id_sql(spec: ModelSpec) -> str:
     """ml_model_predictions.entity_id from the raw table's keys: the id, or the ids joined by ':'."""
-    return "concat(" + ", ':', ".join(f"toString(key_{c})" for c in entity_columns(spec)) + ")"
+    return "concat(" + ", ':', ".join(f"toString(key_{c})" for c in spec.entity) + ")"
 
 
-def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date, brand_id=None,
+# a batch of one brand keeps the other brands' rows of the day
+OTHER_BRANDS_DOMAIN = "SELECT * FROM {table:Identifier} WHERE prediction_date = {d:Date} AND brand_id != {brand:UUID}"
+OTHER_BRANDS_ALL = ("SELECT * FROM ml_model_predictions WHERE model_name = {model:String} AND prediction_date = {d:Date} "
+                    "AND brand_id != {brand:UUID}")
+
+
+def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date, *, brand_id=None,
                   batch_rows: int = SCORING_BATCH_ROWS, progress=None, ab_test=None) -> dict:
     """Score every row of ``d`` (of one brand, if given) and replace that date's predictions.
 
@@ -48,35 +55,32 @@ def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date,
     t0 = time.perf_counter()
     passes = [(model, None)]
     if ab_test is not None:
-        from ownlens.ml.registry import store
+        from ownlens.ml.models.trained import load
 
-        passes = [(store.load(client, spec.name, v), (ab_test.test_id, ab_test.split, arm))
+        passes = [(load(client, spec.name, v), (ab_test.test_id, ab_test.split, arm))
                   for arm, v in (("A", ab_test.version_a), ("B", ab_test.version_b))]
     for m, _ in passes:
         m.estimator.set_threads(os.cpu_count() or 1)
     suffix = uuid.uuid4().hex[:12]
     raw, staged_domain, staged_all = f"_pred_raw_{suffix}", f"_pred_domain_{suffix}", f"_pred_all_{suffix}"
     domain = spec.predictions_table
-    keys = [f"key_{c}" for c in dict.fromkeys([*entity_columns(spec), "brand_id"])]
+    keys = key_columns(spec)
     client.command(f"CREATE TABLE {raw} ({', '.join(f'{k} UUID' for k in keys)}, value Float64, level_code UInt8, "
                    "pass_no UInt8) ENGINE = Memory")
     if domain:
         client.command(f"CREATE TABLE {staged_domain} AS {domain}")
     client.command(f"CREATE TABLE {staged_all} AS ml_model_predictions")
     version = " | ".join(m.version or "unregistered" for m, _ in passes)  # "A | B" during an A/B test
-    params = {"d": d, "model": spec.name, "batch": str(uuid.uuid4()), "entity_type": spec.source.entity_type if spec.source else "user",
+    params = {"d": d, "model": spec.name, "batch": str(uuid.uuid4()), "entity_type": spec.entity_type,
               "versions": [m.version or "unregistered" for m, _ in passes], "model_ids": [m.model_id or "" for m, _ in passes],
               "levels": list(spec.level.names) if spec.level else [""]}
     try:
-        keep: dict = {"d": d, "model": spec.name}
-        brand_sql = brand_filter(client, brand_id, keep, alias="x")
-        if brand_sql:
-            other = brand_sql.replace("= {brand:UUID}", "!= {brand:UUID}")
+        brand = resolve_brand(client, brand_id)
+        if brand:
+            keep = {"d": d, "model": spec.name, "brand": brand}
             if domain:
-                client.command(f"INSERT INTO {staged_domain} SELECT * FROM {domain} AS x WHERE prediction_date = {{d:Date}}{other}",
-                               parameters=keep)
-            client.command(f"INSERT INTO {staged_all} SELECT * FROM ml_model_predictions AS x "
-                           f"WHERE model_name = {{model:String}} AND prediction_date = {{d:Date}}{other}", parameters=keep)
+                client.command(f"INSERT INTO {staged_domain} {OTHER_BRANDS_DOMAIN}", parameters={**keep, "table": domain})
+            client.command(f"INSERT INTO {staged_all} {OTHER_BRANDS_ALL}", parameters=keep)
         scored = 0
         for number, (m, arm) in enumerate(passes):
             for ids, X in encoded_batches(client, spec, d, m.features, m.encoder.vocabularies, brand_id, batch_rows, arm):
@@ -124,18 +128,30 @@ FROM {raw}""", parameters=params)
             "table": domain or "ml_model_predictions"}
 
 
-def store_user_predictions(client: Client, model: TrainedModel, d: date, raw: str, value_sql: str, label_sql: str,
-                           parameters: dict, brand_id=None) -> int:
-    """Replace ``model``'s ml_model_predictions rows of ``d`` with one row per user of table ``raw`` (columns
-    user_id, brand_id as text): ``value_sql`` and ``label_sql`` over ``raw`` (with ``parameters``). With
-    ``brand_id`` (its ``{brand:UUID}`` in ``parameters``) only that brand's rows are replaced."""
-    params = {**parameters, "d": d, "model": model.spec_name, "version": model.version or "unregistered",
+USER_PREDICTIONS = """
+SELECT generateUUIDv4(), toUUIDOrNull({model_id:String}), {model:String}, {version:String}, 'user', user_id,
+       toUUID(brand_id), {d:Date}, value, label, toUUID({batch:String}), now64(3)
+FROM {raw:Identifier}
+"""
+OTHER_BRANDS_PREDICTIONS = "model_name = {model:String} AND prediction_date = {d:Date} AND brand_id != {brand:UUID}"
+
+
+def store_user_predictions(client: Client, model: TrainedModel, d: date, raw: str, brand=None) -> int:
+    """Replace ``model``'s ml_model_predictions rows of ``d`` with the rows of table ``raw`` (columns user_id and
+    brand_id as text, ``value`` and ``label``). With ``brand`` (an id) only that brand's rows are replaced."""
+    params = {"raw": raw, "brand": brand, "d": d, "model": model.spec_name, "version": model.version or "unregistered",
               "model_id": model.model_id or "", "batch": str(uuid.uuid4())}
-    keep = "model_name = {model:String} AND prediction_date = {d:Date} AND brand_id != {brand:UUID}" if brand_id else None
-    return replace_partition(client, "ml_model_predictions", (model.spec_name, d), f"""
-SELECT generateUUIDv4(), toUUIDOrNull({{model_id:String}}), {{model:String}}, {{version:String}}, 'user', user_id,
-       toUUID(brand_id), {{d:Date}}, {value_sql}, {label_sql}, toUUID({{batch:String}}), now64(3)
-FROM {raw}""", params, partition_type=("String", "Date"), keep=keep)
+    return replace_partition(client, "ml_model_predictions", (model.spec_name, d), USER_PREDICTIONS, params,
+                             partition_type=("String", "Date"), keep=OTHER_BRANDS_PREDICTIONS if brand else None)
+
+
+def canonical_key(entity: tuple[str, ...], key) -> str | tuple[str, ...]:
+    """A key in canonical form: a UUID's text for one id, a tuple of them for several (InvalidInput otherwise)."""
+    if len(entity) == 1:
+        return as_uuid(key)
+    if isinstance(key, str) or len(key) != len(entity):
+        raise InvalidInput(f"a key here is one of each of {', '.join(entity)} (got {key!r})")
+    return tuple(as_uuid(k) for k in key)
 
 
 class Scorer:
@@ -199,8 +215,8 @@ class Scorer:
         return columns
 
     def _scored(self, keys: list, feature_date, return_proba: bool) -> tuple[dict, list, bool]:
-        pair = self.spec.source is not None
-        keys = [(as_uuid(k[0]), as_uuid(k[1])) for k in keys] if pair else [as_uuid(k) for k in keys]
+        pair = len(self.spec.entity) > 1
+        keys = [canonical_key(self.spec.entity, k) for k in keys]
         d = self.feature_date(feature_date)
         packed = None
         if not pair and self.model.features == self.spec.features.columns:
@@ -210,12 +226,12 @@ class Scorer:
             columns = self._columns({"user_id": users}, dates, self._predict(X), return_proba)
         else:
             frame = lookup_frame(self.client, self.spec, d, keys)
-            entities = {c: frame[c].to_numpy() for c in entity_columns(self.spec)}
+            entities = {c: frame[c].to_numpy() for c in self.spec.entity}
             columns = self._columns(entities, frame["feature_date"].to_numpy(), self.model.predict_values(frame), return_proba)
-        known = set(zip(columns["user_id"], columns["article_id"])) if pair else set(columns["user_id"])
+        known = set(zip(*(columns[c] for c in self.spec.entity))) if pair else set(columns["user_id"])
         return columns, [k for k in keys if k not in known], pair
 
-    def score(self, keys: list, feature_date=None, return_proba: bool = True) -> pd.DataFrame:
+    def frame(self, keys: list, feature_date=None, return_proba: bool = True) -> pd.DataFrame:
         """One row per known key: the prediction, its level and decision, model version and feature date.
 
         ``keys`` are user ids, or (user_id, article_id) pairs for pair models. Unknown keys are left
@@ -230,14 +246,18 @@ class Scorer:
             out.attrs["message"] = f"{len(unknown)} of the requested {'pairs' if pair else 'users'} have no features on that date: {shown}"
         return out
 
-    def records(self, keys: list, feature_date=None) -> tuple[list[dict], list]:
-        """As :meth:`score`, as JSON-ready records (dates as ISO strings), and the unknown keys."""
+    score = frame
+
+    def records(self, keys: list, feature_date=None, **_) -> tuple[list[dict], list]:
+        """As :meth:`frame`, as JSON-ready records (dates as ISO strings), and the unknown keys."""
         columns, unknown, _ = self._scored(keys, feature_date, True)
         return _records(columns), unknown
 
-    def cached_record(self, user_id: str) -> dict | None:
+    def cached_record(self, user_id: str, **_) -> dict | None:
         """One user's record on the latest feature date from the feature cache alone, without touching the
         warehouse; None when anything (the date, the user's row) would need a read."""
+        if not isinstance(user_id, str):  # a pair: not cached
+            return None
         now = time.monotonic()
         if self.cache_ttl_s <= 0 or self._latest is None or now - self._latest[0] > self.DATE_TTL_S:
             return None

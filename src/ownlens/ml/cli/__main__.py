@@ -1,0 +1,3 @@
+from ownlens.ml.cli import main
+
+main()

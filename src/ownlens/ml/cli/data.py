@@ -1,0 +1,179 @@
+"""Commands for the warehouse and its data: init, simulate, status, explore, and the ``features`` sub-app."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ownlens.ml.cli.common import Dsn, app, connect, console, dsn_option, emit, json_option, log, out, parse_date, progress
+from ownlens.ml.errors import InvalidInput
+
+features_app = typer.Typer(no_args_is_help=True, help="Build and check point-in-time feature tables.")
+app.add_typer(features_app, name="features")
+
+TABLE_ROWS = """
+SELECT name, total_rows FROM system.tables WHERE database = currentDatabase() AND engine LIKE '%MergeTree'
+  AND NOT startsWith(name, '_') ORDER BY name
+"""
+FEATURE_DATES = "SELECT DISTINCT feature_date FROM customer_user_features ORDER BY feature_date"
+
+
+@app.command(epilog="Example: ownlens-ml init --dsn chdb:///data/ownlens/warehouse")
+def init(dsn: Dsn = dsn_option()):
+    """Create (or migrate) every OwnLens table; safe to run again."""
+    from ownlens.ml import schema
+    from ownlens.ml.warehouse import describe_dsn, resolve_dsn
+
+    client = connect(dsn)
+    applied = schema.apply(client)
+    version = schema.current_version(client)
+    msg = f"applied migrations {applied}" if applied else "already up to date"
+    out.print(f"warehouse {describe_dsn(resolve_dsn(dsn))}: schema version {version} ({msg})")
+
+
+@app.command(epilog="Example: ownlens-ml simulate --users 20000 --days 90 --start 2026-01-05 --seed 7")
+def simulate(
+    users: int = typer.Option(20_000, help="Number of users."),
+    days: int = typer.Option(90, help="Number of days of activity."),
+    start: str = typer.Option("2026-01-05", help="First simulated day, YYYY-MM-DD."),
+    seed: int = typer.Option(7, help="Random seed; the same seed gives the same data."),
+    articles_per_day: int = typer.Option(120, help="Articles published per day across brands."),
+    drift_at: Optional[str] = typer.Option(None, help="Inject drift from this day on (activity drops 40 %)."),
+    dsn: Dsn = dsn_option(),
+    as_json: bool = json_option(),
+):
+    """Fill the warehouse with a simulated publisher and the true answers it used (replaces earlier data)."""
+    from ownlens.ml import schema
+    from ownlens.ml.data.loaders import reload_reference_dictionaries
+    from ownlens.ml.simulation import SimulationConfig
+    from ownlens.ml.simulation import simulate as run
+
+    cfg = SimulationConfig(users=users, days=days, start=parse_date(start, "--start"), seed=seed,
+                           articles_per_day=articles_per_day, drift_at=parse_date(drift_at, "--drift-at"))
+    cfg.validate()
+    client = connect(dsn)
+    schema.require(client)
+    started = time.perf_counter()
+    with progress() as bar:
+        task = bar.add_task("simulating users", total=users)
+        result = run(client, cfg, progress=lambda done, total: bar.update(task, completed=done))
+    reload_reference_dictionaries(client)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    log.info("simulated", extra={"fields": result})
+    emit(result, as_json, "simulation")
+
+
+@features_app.command("build", epilog="Examples: ownlens-ml features build --date 2026-02-01\n\nownlens-ml features build --from 2026-02-01 --to 2026-02-28\n\nownlens-ml features build --date 2026-02-01 --from-history   (after correcting past sessions in place)")
+def features_build(
+    on: Optional[str] = typer.Option(None, "--date", help="Feature date D: features use data before D."),
+    start: Optional[str] = typer.Option(None, "--from", help="First date of a range."),
+    end: Optional[str] = typer.Option(None, "--to", help="Last date of a range (inclusive)."),
+    dsn: Dsn = dsn_option(),
+    as_json: bool = json_option("the rows written"),
+    from_history: bool = typer.Option(
+        False, "--from-history",
+        help="Compute user features from all history, not from the stored per-user state of an earlier date. A state "
+             "is reused only while it counts exactly the sessions stored before its date; use this after past sessions "
+             "were changed in place (same count)."),
+):
+    """Compute customer_user_features, labels, daily summaries and editorial performance for dates, inside ClickHouse."""
+    from rich.table import Table
+
+    from ownlens.ml.features.build import build_features, date_range
+
+    if on and (start or end):
+        raise InvalidInput("give either --date or --from/--to, not both")
+    if on:
+        dates = [parse_date(on, "--date")]
+    elif start and end:
+        dates = date_range(parse_date(start, "--from"), parse_date(end, "--to"))
+    else:
+        raise InvalidInput("say which date to build: --date YYYY-MM-DD, or --from YYYY-MM-DD --to YYYY-MM-DD")
+    client = connect(dsn)
+    results = {}
+    with progress() as bar:
+        task = bar.add_task("building features", total=len(dates))
+        for d in dates:
+            results[str(d)] = build_features(client, d, from_history=from_history and d == dates[0])
+            log.info("features built", extra={"fields": {"date": str(d), **results[str(d)]}})
+            bar.advance(task)
+    if as_json:
+        out.print_json(json.dumps(results))
+        return
+    table = Table(title="rows written")
+    table.add_column("date")
+    tables = list(next(iter(results.values())))
+    for name in tables:
+        table.add_column(name.removeprefix("customer_").removeprefix("editorial_"), justify="right")
+    for d, counts in results.items():
+        table.add_row(d, *[str(counts[n]) for n in tables])
+    out.print(table)
+
+
+@features_app.command("quality", epilog="Example: ownlens-ml features quality --date 2026-02-01")
+def features_quality(
+    on: Optional[str] = typer.Option(None, "--date", help="Feature date to check (default: latest built)."),
+    dsn: Dsn = dsn_option(),
+    as_json: bool = json_option("the report"),
+):
+    """Check customer_user_features: row count, duplicates, missing values, ranges, freshness. Exits 1 on a failure."""
+    from ownlens.ml.data.loaders import latest_feature_date
+    from ownlens.ml.data.quality import check_user_features
+
+    client = connect(dsn)
+    d = parse_date(on, "--date") or latest_feature_date(client)
+    report = check_user_features(client, d)
+    if as_json:
+        out.print_json(json.dumps({"table": report.table, "date": str(d), "rows": report.rows, "ok": report.ok,
+                                   "checks": [c.__dict__ for c in report.checks]}))
+    else:
+        out.print(report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command(epilog="Example: ownlens-ml explore --date 2026-02-01 --out reports/exploration")
+def explore(
+    on: Optional[str] = typer.Option(None, "--date", help="Feature date to describe (default: latest built)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: $OWNLENS_HOME/reports/exploration)."),
+    dsn: Dsn = dsn_option(),
+):
+    """Write the data-exploration report (HTML with plots, plus CSV tables)."""
+    from ownlens.ml.data.exploration import explore as run
+    from ownlens.ml.data.loaders import latest_feature_date
+    from ownlens.ml.models.oracle import ensure_user_truth
+    from ownlens.ml.settings import get_settings
+
+    client = connect(dsn)
+    target = out_dir or get_settings().reports_dir / "exploration"
+    d = parse_date(on, "--date") or latest_feature_date(client)
+    with console.status("writing exploration report"):
+        ensure_user_truth(client, [d])  # on a simulation, the true rates beside the observed ones
+        path = run(client, target, d)
+    out.print(f"exploration report: {path}")
+
+
+@app.command(epilog="Example: ownlens-ml status --json")
+def status(dsn: Dsn = dsn_option(), as_json: bool = json_option()):
+    """Show the warehouse: schema version, data range, rows per table, feature dates built."""
+    from ownlens.ml import schema
+    from ownlens.ml.features.build import data_range
+    from ownlens.ml.warehouse import describe_dsn, resolve_dsn
+
+    client = connect(dsn)
+    schema.require(client)
+    span = data_range(client)
+    rows = dict(client.query(TABLE_ROWS).result_rows)
+    dates = [str(d) for (d,) in client.query(FEATURE_DATES).result_rows]
+    payload = {"dsn": describe_dsn(resolve_dsn(dsn)), "schema_version": schema.current_version(client),
+               "data_from": str(span[0]) if span else None, "data_to": str(span[1]) if span else None,
+               "feature_dates": dates, "rows": {k: int(v or 0) for k, v in rows.items()}}
+    if as_json:
+        out.print_json(json.dumps(payload))
+        return
+    emit({k: v for k, v in payload.items() if k != "rows"}, False, "warehouse")
+    emit({k: v for k, v in payload["rows"].items() if v}, False, "rows")

@@ -1,0 +1,149 @@
+"""Commands that watch models: ``monitor`` (drift and realised performance) and the ``abtest`` sub-app."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from ownlens.ml.cli.common import (
+    MODEL_NAMES,
+    Dsn,
+    app,
+    brief,
+    connect,
+    console,
+    dsn_option,
+    emit,
+    json_option,
+    model,
+    out,
+    parse_date,
+    rounded,
+)
+from ownlens.ml.errors import NotFound
+
+abtest_app = typer.Typer(no_args_is_help=True, help="A/B tests between two versions of a model.")
+app.add_typer(abtest_app, name="abtest")
+
+
+@app.command(epilog="Examples: ownlens-ml monitor churn --date 2026-03-09\n\n"
+                    "ownlens-ml monitor churn --date 2026-03-09 --reference 2026-02-09 --json\n\n"
+                    "ownlens-ml monitor recommendation --date 2026-03-02")
+def monitor(
+    name: str = typer.Argument(..., metavar="MODEL", help=f"Model name: {MODEL_NAMES}."),
+    current: Optional[str] = typer.Option(None, "--date", help="Date to check (default: the latest feature date)."),
+    reference: Optional[str] = typer.Option(None, help="Date to compare with (default: the end of the production version's training window)."),
+    fail_on_alert: bool = typer.Option(False, help="Exit with code 1 when anything drifted past the alert threshold."),
+    retrain_on_alert: bool = typer.Option(False, help="On alerts, train a challenger and promote it if it scores at least as "
+                                                      "well as production on the same test rows."),
+    as_json: bool = json_option("the full report"),
+    dsn: Dsn = dsn_option(),
+):
+    """Drift of a model's inputs and stored predictions (PSI, JS, KS, in ClickHouse) and the realised performance of
+    its stored outputs once their outcomes are known, into ml_model_monitoring."""
+    from rich.table import Table
+
+    from ownlens.ml.data.loaders import latest_feature_date
+    from ownlens.ml.monitoring.drift import INPUT_THRESHOLDS, PREDICTION_THRESHOLDS
+    from ownlens.ml.monitoring.monitor import monitor as run_monitor
+
+    definition = model(name)
+    client = connect(dsn)
+    d = parse_date(current, "--date") or latest_feature_date(client)
+    report = run_monitor(client, definition, d, parse_date(reference, "--reference"))
+    if not report.drift and report.prediction_drift is None and report.performance is None:
+        raise NotFound(f"nothing to monitor for {name} on {d} yet: no earlier date to compare with, and the days that "
+                       "judge its outputs of that date have not all passed (monitor an earlier date)")
+    if as_json:
+        out.print_json(json.dumps(rounded(report.to_dict()), default=str))
+    else:
+        rows = sorted(report.drift, key=lambda x: -x.psi)
+        if report.prediction_drift:
+            rows.insert(0, report.prediction_drift)
+        if rows:
+            table = Table(title=f"{name} {report.version}: {report.reference or '(no earlier features)'} → {report.current}")
+            for column in ("input", "PSI", "JS", "KS", "status"):
+                table.add_column(column, justify="right")
+            for x in rows:
+                table.add_row(x.name, f"{x.psi:.3f}", f"{x.js:.3f}", "" if x.ks_statistic is None else f"{x.ks_statistic:.3f}", x.status)
+            out.print(table)
+        if report.performance:
+            emit(report.performance, False, f"{name} {report.version} on {d}: realised performance (written to ml_model_monitoring)")
+        if report.alerts:
+            i = definition.input_thresholds or INPUT_THRESHOLDS
+            p = definition.prediction_thresholds or PREDICTION_THRESHOLDS
+            console.print(f"{len(report.alerts)} past the alert threshold (inputs: PSI >= {i.psi_alert} or KS >= {i.ks_alert}; "
+                          f"predictions: PSI >= {p.psi_alert} or KS >= {p.ks_alert}); rows written to ml_model_monitoring")
+    if retrain_on_alert and report.alerts:
+        from ownlens.ml.pipelines.monitoring import retrain_on_alert as retrain
+
+        duel = retrain(client, definition, report)
+        production = "none" if duel["production"] is None else f"{duel['production']:.4f} ({duel['production_version']})"
+        console.print(f"retrained: {duel['version']} {duel['metric']} {duel['new']:.4f} vs production {production}: "
+                      + ("promoted" if duel["promoted"] else "kept as a candidate"))
+    if fail_on_alert and report.alerts:
+        raise typer.Exit(1)
+
+
+@abtest_app.command("create", epilog="Example: ownlens-ml abtest create churn-v2 --model churn --a 1.0.0 --b 1.1.0 --split 0.5 --start 2026-02-02")
+def abtest_create(
+    name: str = typer.Argument(..., help="A name for the test."),
+    of: str = typer.Option(..., "--model", help="The model whose versions are compared (one with an outcome per user, e.g. churn, conversion, recommendation)."),
+    a: str = typer.Option(..., "--a", help="Version of variant A (the control)."),
+    b: str = typer.Option(..., "--b", help="Version of variant B (the challenger)."),
+    split: float = typer.Option(0.5, help="Share of users assigned to B."),
+    start: Optional[str] = typer.Option(None, help="First feature date in the test (default: the latest built)."),
+    dsn: Dsn = dsn_option(),
+):
+    """Start an A/B test: users are split between the versions by a stable hash of the user id."""
+    from ownlens.ml.monitoring import abtest
+
+    test = abtest.create(connect(dsn), name, of, a, b, split, parse_date(start, "--start"))
+    out.print(f"A/B test {test.name} running: {of} {a} (A) vs {b} (B, {split:.0%} of users) from {test.start}")
+
+
+def _abtest_table(name: str, results: dict):
+    from rich.table import Table
+
+    table = Table(title=f"A/B test {name}: dates {', '.join(results['dates'])}")
+    columns = [k for k in next(iter(results["arms"].values())) if k != "version"]
+    for column in ("variant", "version", *columns):
+        table.add_column(column, justify="right")
+    for arm, r in results["arms"].items():
+        table.add_row(arm, r["version"], *[f"{r[c]:,}" if isinstance(r[c], int) else brief(r[c]) for c in columns])
+    return table
+
+
+@abtest_app.command("status", epilog="Example: ownlens-ml abtest status churn-v2 --json")
+def abtest_status(name: str = typer.Argument(..., help="The test's name."), as_json: bool = json_option(), dsn: Dsn = dsn_option()):
+    """Outcomes of each variant so far, the two-proportion test and the probability each is best."""
+    from ownlens.ml.monitoring import abtest
+
+    test, results = abtest.status(connect(dsn), name)
+    if as_json:
+        out.print_json(json.dumps(rounded({"test": name, "status": test.status, **results}), default=str))
+        return
+    out.print(_abtest_table(name, results))
+    t = results["test"]
+    out.print(f"lift B-A {t['lift']:+.4f}, z {t['z']:.2f}, p {t['p_value']:.4g}; P(A best) {t['prob_a_best']:.3f}, "
+              f"P(B best) {t['prob_b_best']:.3f}")
+
+
+@abtest_app.command("conclude", epilog="Example: ownlens-ml abtest conclude churn-v2")
+def abtest_conclude(
+    name: str = typer.Argument(..., help="The test's name."),
+    alpha: float = typer.Option(0.05, help="Significance level for declaring a winner."),
+    as_json: bool = json_option(),
+    dsn: Dsn = dsn_option(),
+):
+    """Final analysis; records the winner (A, B or none) on the test."""
+    from ownlens.ml.monitoring import abtest
+
+    test = abtest.conclude(connect(dsn), name, alpha)
+    if as_json:
+        out.print_json(json.dumps(rounded({"test": name, "status": test.status, "winner": test.winner, **test.results}), default=str))
+        return
+    out.print(_abtest_table(name, test.results))
+    out.print(f"winner: {test.winner} (p {test.results['test']['p_value']:.4g}, alpha {alpha})")

@@ -1,0 +1,86 @@
+"""Named sets of model inputs, defined once: which columns of which feature table a model reads.
+
+A set is declared here, next to the SQL that computes its table, and models refer to it by name; the
+serving vectors (customer_user_feature_vectors) pack a set's columns in this order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Named model inputs read from one table: numeric columns, categorical columns, JSON keys."""
+
+    name: str
+    table: str
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...] = ()
+    json_column: str | None = None
+    json_keys: tuple[str, ...] = ()
+    trending: tuple[str, ...] = ()  # inputs that grow with time by construction: drift monitoring reports, never alerts
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.json_keys, *self.categorical]
+
+    @property
+    def signature(self) -> str:
+        """Names the column layout of the packed serving vectors (changes whenever the columns do)."""
+        return f"{self.name}-" + hashlib.sha256(",".join(self.columns).encode()).hexdigest()[:12]
+
+    def json_sql(self, alias: str, key: str) -> str:
+        """One JSON key as Float64 (0 when absent). The document is parsed once per row for all keys: the
+        same JSONExtract expression repeated is computed once by ClickHouse (5 JSONExtractFloats cost ~2x)."""
+        keys = ", ".join(f"{k} Float64" for k in self.json_keys)
+        return f"tupleElement(JSONExtract({alias}.{self.json_column}, 'Tuple({keys})'), '{key}')"
+
+    def vector_sql(self, alias: str) -> str:
+        """The inputs packed as ``numeric`` (numeric then JSON keys) and ``categorical`` (as text, '' for NULL)."""
+        numeric = [f"toFloat64({alias}.{c})" for c in self.numeric]
+        numeric += [self.json_sql(alias, k) for k in self.json_keys]
+        categorical = [f"ifNull(toString({alias}.{c}), '')" for c in self.categorical]
+        return f"[{', '.join(numeric)}] AS numeric, [{', '.join(categorical)}] AS categorical"
+
+    def select_sql(self, alias: str) -> str:
+        """SELECT list: user_id, feature_date, brand_id (as text) and every input column (JSON keys as Float64)."""
+        parts = [f"toString({alias}.user_id) AS user_id", f"{alias}.feature_date AS feature_date"]
+        parts += [f"toString({alias}.brand_id) AS brand_id"] if "brand_id" not in self.categorical else []
+        parts += [f"{alias}.{c} AS {c}" for c in self.numeric]
+        parts += [f"{self.json_sql(alias, k)} AS {k}" for k in self.json_keys]
+        parts += [f"toString({alias}.{c}) AS {c}" for c in self.categorical]
+        return ",\n    ".join(parts)
+
+    def drift_columns(self, alias: str = "uf") -> list[tuple[str, str, str]]:
+        """(name, SQL expression over ``alias``, kind) of every input, for drift monitoring."""
+        return ([(c, f"{alias}.{c}", "numeric") for c in self.numeric]
+                + [(k, self.json_sql(alias, k), "numeric") for k in self.json_keys]
+                + [(c, f"{alias}.{c}", "categorical") for c in self.categorical])
+
+
+# every model trained on customer_user_features reads these
+USER_FEATURES = FeatureSet(
+    name="user_features",
+    table="customer_user_features",
+    numeric=(
+        "total_sessions", "total_events", "avg_session_duration_sec", "avg_events_per_session", "session_frequency",
+        "active_days", "days_since_first_session", "days_since_last_session", "sessions_last_7d", "sessions_last_30d",
+        "sessions_prev_30d", "active_days_last_30d", "activity_trend", "total_page_views", "total_article_views",
+        "total_article_clicks", "total_video_plays", "total_newsletter_signups", "total_engagement_seconds",
+        "avg_scroll_depth", "engagement_score", "is_subscriber", "has_newsletter", "newsletter_signup_rate",
+        "total_ad_impressions", "total_ad_clicks", "total_ad_revenue", "brand_count", "brand_loyalty_score",
+        "category_diversity", "device_count", "click_through_rate", "engagement_per_minute", "recency_score",
+        "activity_score",
+    ),
+    categorical=("brand_id", "preferred_device_type_id", "preferred_os_id", "preferred_browser_id",
+                 "primary_country_code", "preferred_category_id"),
+    json_column="ml_features",
+    json_keys=("weekend_session_share", "evening_session_share", "morning_session_share", "avg_articles_per_session",
+               "ad_click_rate"),
+    # tenure and lifetime totals rise for every returning user as time passes, drift or not
+    trending=("days_since_first_session", "active_days", "total_sessions", "total_events", "total_page_views",
+              "total_article_views", "total_article_clicks", "total_video_plays", "total_newsletter_signups",
+              "total_engagement_seconds", "total_ad_impressions", "total_ad_clicks", "total_ad_revenue"),
+)

@@ -1,0 +1,78 @@
+"""The models a server serves, whatever their kind: the production version of each (reloaded when a promotion or
+rollback changes it) and, while an A/B test of a model runs, both of its versions, each user routed to the arm the
+test assigns. Each (model, version) is answered by the model's own :class:`~ownlens.ml.models.protocol.Server`."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from clickhouse_connect.driver.client import Client
+
+from ownlens.ml.models import get
+from ownlens.ml.models.trained import load
+from ownlens.ml.registry import store
+from ownlens.ml.registry.abtests import ABTest, running
+
+REGISTRY_TTL_S = 2.0  # a promotion, rollback or A/B test reaches the server within this long, without a restart
+
+
+class ServedModels:
+    """A Server per served (model, version); which version a user gets is decided by :meth:`server`."""
+
+    def __init__(self, client: Client, feature_cache_ttl_s: float = 60.0):
+        self.client = client
+        self.feature_cache_ttl_s = feature_cache_ttl_s
+        self._routes: dict[str, tuple[str, ABTest | None]] = {}  # name -> (production version, running test)
+        self._servers: dict[tuple[str, str], object] = {}
+        self._checked: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _refresh(self, name: str) -> None:
+        """Re-read the registry and the running A/B test of ``name``; load any version now needed."""
+        model = get(name)
+        version, test = store.resolve(self.client, name, "production")["model_version"], running(self.client, name)
+        needed = {version} | ({test.version_a, test.version_b} if test else set())
+        for v in needed - {v for (n, v) in self._servers if n == name}:
+            self._servers[(name, v)] = model.server(self.client, load(self.client, name, v), self.feature_cache_ttl_s)
+        for key in [k for k in self._servers if k[0] == name and k[1] not in needed]:
+            del self._servers[key]
+        self._routes[name] = (version, test)
+
+    def _pick(self, name: str, user_id: str | None):
+        version, test = self._routes[name]
+        if test is not None and user_id is not None:
+            version = test.version_of(user_id)
+        return self._servers[(name, version)]
+
+    def server(self, name: str, user_id: str | None = None):
+        """The server answering for ``user_id`` (a canonical id; None: the production version), re-checking the
+        registry when the last check is older than REGISTRY_TTL_S."""
+        get(name)
+        now = time.monotonic()
+        with self._lock:
+            if name not in self._routes or now - self._checked.get(name, 0.0) >= REGISTRY_TTL_S:
+                self._refresh(name)
+                self._checked[name] = now
+            return self._pick(name, user_id)
+
+    def current(self, name: str, user_id: str | None = None):
+        """As :meth:`server` if ``name`` is loaded and was checked against the registry lately (the server's
+        refresher re-checks every REGISTRY_TTL_S); None otherwise. Never touches the warehouse, so the event
+        loop may call it, and a due registry check never stalls requests."""
+        if name not in self._routes or time.monotonic() - self._checked.get(name, 0.0) >= 5 * REGISTRY_TTL_S:
+            return None
+        return self._pick(name, user_id)
+
+    def test_of(self, name: str) -> ABTest | None:
+        """The running A/B test of a loaded model, if any."""
+        return self._routes.get(name, (None, None))[1]
+
+    def refresh(self) -> None:
+        """Re-check the registry for every loaded model (picks up promotions, rollbacks and A/B tests)."""
+        for name in list(self._routes):
+            self.server(name)
+
+    def loaded(self) -> dict[str, str]:
+        return {name: f"A/B {test.name}: {test.version_a} | {test.version_b}" if test else version
+                for name, (version, test) in self._routes.items()}
