@@ -65,3 +65,17 @@ def db(make_db):
 def labelled(make_db):
     """The same publisher in its own database, for training (models write to its ml_* tables)."""
     return _simulated(make_db)
+
+
+@pytest.fixture(scope="session")
+def trained(labelled):
+    """Every registered model trained once on ``labelled`` and promoted: {name: TrainingResult}."""
+    from ownlens.ml.models import get, names
+    from ownlens.ml.models.runs import train
+    from ownlens.ml.registry import store
+
+    out = {}
+    for name in names():
+        out[name] = train(get(name), labelled)
+        store.promote(labelled, name, out[name].model.version)
+    return out

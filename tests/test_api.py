@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -216,3 +217,28 @@ def test_click_pairs_through_the_api(api, labelled):
     assert (row["user_id"], row["article_id"]) == (user, article) and 0 < row["click_probability"] < 1
     assert body["unknown"] == [[user, missing]]
     assert http.post("/predict/click", json={"user_ids": [user]}).status_code == 422  # pairs, not users
+
+
+def test_one_route_for_every_model_documented_with_its_types(api, labelled, trained):
+    from ownlens.ml.models import names
+
+    http, _, _ = api
+    schema = http.get("/openapi.json").json()
+    get_op = schema["paths"]["/predict/{name}/{key}"]["get"]
+    name_param = next(p for p in get_op["parameters"] if p["name"] == "name")
+    assert name_param["schema"]["enum"] == names()  # the model names as an enum
+    documented = json.dumps(get_op["responses"]["200"])
+    for name in names():  # each model's typed response
+        title = "".join(p.title() for p in name.split("_"))
+        assert f"{title}Predictions" in documented and f"{title}Predictions" in schema["components"]["schemas"]
+    assert "ChurnPrediction" in schema["components"]["schemas"]
+    assert {"401", "404", "422", "503"} <= set(get_op["responses"])
+    # a model that needs more than a user says which field is missing
+    user = labelled.command("SELECT toString(user_id) FROM customer_user_features WHERE feature_date = {d:Date} LIMIT 1",
+                            parameters={"d": FEATURE_DATES[1]})
+    missing = http.get(f"/predict/click/{user}")
+    assert missing.status_code == 422 and "article_id" in missing.json()["detail"]
+    assert http.get("/predict/nope/" + user).status_code == 404
+    # the old per-model paths answer with the same records as the one route
+    seg = http.get(f"/segments/{user}").json()
+    assert seg == http.get(f"/predict/segmentation/{user}").json()["predictions"][0]

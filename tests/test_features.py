@@ -135,3 +135,20 @@ def test_daily_state_gives_the_same_features_as_all_history(make_db):
     for offset in range(2, 9):
         build_user_features(client, d - timedelta(days=offset))
     assert len(states()) == STATE_KEEP_DATES and max(states()) == d
+
+
+def test_production_paths_leave_the_simulator_alone(make_db):
+    """Building features and training write and read no sim_ table: the oracle is read only to evaluate."""
+    from ownlens.ml.models import get
+    from ownlens.ml.models.oracle import attach
+
+    client = make_db()
+    simulate(client, SimulationConfig(users=400, days=50, start=date(2026, 1, 5), seed=4))
+    build_features(client, date(2026, 2, 1))
+    assert int(client.command("SELECT count() FROM sim_user_truth")) == 0  # not written by a feature build
+    churn = get("churn")
+    assert "sim_" not in churn.rows.training and "sim_" not in churn.rows.scoring and "sim_" not in get("click").rows.training
+    frame = client.query("SELECT toString(user_id) AS user_id, feature_date FROM customer_user_features LIMIT 50").result_rows
+    with_truth = attach(client, churn, pd.DataFrame(frame, columns=["user_id", "feature_date"]))
+    assert with_truth["oracle"].between(0, 1).all()  # the evaluation place builds what it needs, on demand
+    assert int(client.command("SELECT count() FROM sim_user_truth")) > 0

@@ -312,3 +312,29 @@ def test_rebuilding_vectors_reloads_a_loaded_serving_dictionary(labelled):
     build_user_feature_vectors(labelled, d)
     after = labelled.query(state).result_rows[0]
     assert str(after[0]).startswith("LOADED") and after[1] > before[1]
+
+
+def test_a_crafted_artifact_cannot_put_sql_into_scoring(churn_result, labelled, tmp_path):
+    """Names read from a model file never reach SQL text: an artifact naming inputs its model does not have is
+    refused when loaded, and scoring binds every input name as an identifier after checking it."""
+    import io
+    import json
+    import zipfile
+
+    from ownlens.ml.registry.artifacts import read_artifact, write_artifact
+
+    row = store.get(labelled, "churn", churn_result.model.version)
+    files = read_artifact(row["artifact_uri"], row["artifact_sha256"])
+    meta = json.loads(files["model.json"])
+    evil = "total_sessions) AS x FROM file('/etc/passwd') --"
+    meta["features"][0] = evil
+    crafted = tmp_path / "crafted.zip"
+    write_artifact(str(crafted), {**files, "model.json": json.dumps(meta).encode()})  # a consistent manifest: no help
+    with pytest.raises(InvalidInput, match="names inputs that churn does not have"):
+        ChurnModel().load(str(crafted))
+    assert zipfile.ZipFile(io.BytesIO(crafted.read_bytes())).namelist()  # it is a well-formed artifact otherwise
+    # built in memory instead of loaded, the same model is refused by the batch path before any SQL runs
+    trained = churn_result.model
+    smuggled = TrainedModel("churn", trained.task, [evil, *trained.features[1:]], trained.encoder, trained.estimator)
+    with pytest.raises(InvalidInput, match="not inputs of churn"):
+        predict_batch(CHURN, labelled, smuggled, FEATURE_DATES[1])

@@ -22,20 +22,11 @@ from ownlens.ml.models.customer.segmentation import training as segmentation_tra
 from ownlens.ml.models.runs import train
 from ownlens.ml.models.trained import load
 from ownlens.ml.monitoring.monitor import monitor
-from ownlens.ml.registry import store
 from ownlens.ml.serving.app import create_app
 from ownlens.ml.settings import Settings
 
 D0, D1 = FEATURE_DATES
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
-
-
-@pytest.fixture(scope="module")
-def trained(labelled):
-    out = {task.name: train(task, labelled) for task in (segmentation.SEGMENTATION, recommendation.RECOMMENDATION, placement.AD_PLACEMENT)}
-    for name, result in out.items():
-        store.promote(labelled, name, result.model.version)
-    return out
 
 
 def _count(client, sql, **params) -> int:

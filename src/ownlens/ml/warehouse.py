@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import uuid
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -120,6 +121,14 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def identifier(name: str) -> str:
+    """``name`` if it is a plain table name; statements where ClickHouse takes no ``{name:Identifier}`` parameter
+    (``CREATE TABLE ... AS``, ``REPLACE PARTITION ... FROM``) write table names into the text, so only these pass."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise InvalidInput(f"{name!r} is not a table name: use letters, digits and underscores")
+    return name
+
+
 def replace_partition(
     client: Client, table: str, partition: object, select_sql: str | None = None, parameters: dict | None = None,
     *, rows: "pa.Table | None" = None, partition_type: str | tuple[str, ...] = "Date", keep: str | None = None,
@@ -133,6 +142,7 @@ def replace_partition(
     WHERE condition over ``table`` (with ``parameters``), carries those existing rows into the new partition
     (e.g. the other brands' rows when one brand is rewritten).
     """
+    identifier(table)
     if isinstance(partition, tuple):
         partition_sql = "tuple(" + ", ".join(f"{{p{i}:{t}}}" for i, t in enumerate(partition_type)) + ")"
         partition_params = {f"p{i}": v for i, v in enumerate(partition)}
@@ -158,13 +168,16 @@ def replace_partition(
         client.command(f"DROP TABLE IF EXISTS {staging}")
 
 
+RELOAD_DICTIONARY = "SYSTEM RELOAD DICTIONARY {name:Identifier}"
+DICTIONARY_STATUS = "SELECT toString(status) FROM system.dictionaries WHERE database = currentDatabase() AND name = {n:String}"
+
+
 def reload_if_loaded(client: Client, dictionary: str) -> None:
     """Reload ``dictionary`` now if this process has it loaded (LOADED, or LOADED_AND_RELOADING on its own
     schedule, which may predate the write), so no lookup sees stale rows, not even until its next refresh."""
-    status = client.query("SELECT toString(status) FROM system.dictionaries WHERE database = currentDatabase() AND name = {n:String}",
-                          parameters={"n": dictionary}).result_rows
+    status = client.query(DICTIONARY_STATUS, parameters={"n": dictionary}).result_rows
     if status and status[0][0].startswith("LOADED"):
-        client.command(f"SYSTEM RELOAD DICTIONARY {dictionary}")
+        client.command(RELOAD_DICTIONARY, parameters={"name": dictionary})
 
 
 def table_exists(client: Client, table: str) -> bool:

@@ -21,6 +21,26 @@ from ownlens.ml.warehouse import connect
 
 MAX_ROWS_PER_BATCH = 200_000
 
+RELOAD_DICTIONARY = "SYSTEM RELOAD DICTIONARY {name:Identifier}"
+BRAND = """
+SELECT toString(brand_id) FROM brands
+WHERE toString(brand_id) = {b:String} OR lower(brand_code) = lower({b:String}) OR lower(brand_name) = lower({b:String}) LIMIT 1
+"""
+BRANDS = "SELECT brand_code, brand_name FROM brands ORDER BY brand_code"
+LATEST_FEATURE_DATE = "SELECT max(feature_date), count() FROM customer_user_features"
+FEATURE_ROWS = "SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}"
+BRAND_OF = "({brand:Nullable(UUID)} IS NULL OR brand_id = {brand:Nullable(UUID)})"
+ARTICLES = f"""
+SELECT * FROM editorial_articles FINAL WHERE publish_timestamp < {{before:Date}} AND {BRAND_OF}
+ORDER BY publish_timestamp DESC LIMIT {{limit:UInt64}}
+"""
+AUTHORS = "SELECT * FROM editorial_authors FINAL ORDER BY author_name"
+# per table: the date's rows (of a brand), the most read first
+PERFORMANCE = f"""
+SELECT * FROM {{table:Identifier}} WHERE performance_date = {{d:Date}} AND {BRAND_OF} ORDER BY {{order:Identifier}} DESC
+"""
+REFERENCE_ROWS = "SELECT * FROM {table:Identifier} FINAL"
+
 REFERENCE_DICTIONARIES = [
     "dict_brands", "dict_device_types", "dict_operating_systems", "dict_browsers",
     "dict_countries", "dict_cities", "dict_categories",
@@ -44,7 +64,7 @@ REFERENCE_COLUMNS = """
 def reload_reference_dictionaries(client: Client) -> None:
     """Make the reference look-ups see rows just written to the reference tables."""
     for name in REFERENCE_DICTIONARIES:
-        client.command(f"SYSTEM RELOAD DICTIONARY {name}")
+        client.command(RELOAD_DICTIONARY, parameters={"name": name})
 
 
 CONTENT_FEATURES = """
@@ -59,7 +79,8 @@ FROM editorial_content_events AS ece
 LEFT JOIN editorial_article_performance AS eap
     ON eap.article_id = ece.article_id AND eap.performance_date = {d:Date}
 WHERE ece.event_timestamp >= {d:Date} - 30 AND ece.event_timestamp < {d:Date}
-  AND ece.user_id IN (SELECT user_id FROM customer_user_features WHERE feature_date = {d:Date} {user_filter})
+  AND ece.user_id IN (SELECT user_id FROM customer_user_features WHERE feature_date = {d:Date}
+                      AND ({user_id:Nullable(UUID)} IS NULL OR user_id = {user_id:Nullable(UUID)}))
 GROUP BY ece.user_id
 """
 
@@ -123,20 +144,16 @@ def resolve_brand(client: Client, brand: str | None) -> str | None:
     if brand is None:
         return None
     brand = str(brand)
-    rows = client.query(
-        "SELECT toString(brand_id) FROM brands WHERE toString(brand_id) = {b:String} "
-        "OR lower(brand_code) = lower({b:String}) OR lower(brand_name) = lower({b:String}) LIMIT 1",
-        parameters={"b": brand},
-    ).result_rows
+    rows = client.query(BRAND, parameters={"b": brand}).result_rows
     if not rows:
-        known = client.query("SELECT brand_code, brand_name FROM brands ORDER BY brand_code").result_rows
+        known = client.query(BRANDS).result_rows
         listing = ", ".join(f"{code} ({name})" for code, name in known) or "none: the brands table is empty"
         raise NotFound(f"unknown brand {brand!r}: use a brand id or code; known brands: {listing}")
     return rows[0][0]
 
 
 def latest_feature_date(client: Client) -> date:
-    latest, n = client.query("SELECT max(feature_date), count() FROM customer_user_features").result_rows[0]
+    latest, n = client.query(LATEST_FEATURE_DATE).result_rows[0]
     if not n:
         raise NotFound("customer_user_features is empty: run `ownlens-ml features build --date YYYY-MM-DD` first")
     return latest
@@ -179,8 +196,7 @@ class UserFeaturesLoader:
         """Features joined with content engagement from editorial tables over the 30 days before the date."""
         d = self._date(feature_date)
         features = self.load(d, brand_id, include_references=True, limit=limit, user_ids=[user_id] if user_id else None)
-        user_filter = "AND user_id = {user_id:UUID}" if user_id else ""
-        content = query_frame(self.client, CONTENT_FEATURES.replace("{user_filter}", user_filter), {"d": d, "user_id": user_id})
+        content = query_frame(self.client, CONTENT_FEATURES, {"d": d, "user_id": as_uuid(user_id) if user_id else None})
         out = features.merge(content, on="user_id", how="left")
         fill = [c for c in content.columns if c != "user_id"]
         out[fill] = out[fill].fillna(0)
@@ -206,7 +222,7 @@ class UserFeaturesLoader:
         return params, " AND ".join(where)
 
     def _require_date(self, d: date) -> None:
-        n = int(self.client.command("SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}", parameters={"d": d}))
+        n = int(self.client.command(FEATURE_ROWS, parameters={"d": d}))
         if n == 0:
             raise NotFound(f"no features for {d}: run `ownlens-ml features build --date {d}`")
 
@@ -289,38 +305,26 @@ class EditorialLoader:
         self.client = _client(client)
 
     def articles(self, brand_id=None, published_before=None, limit: int = MAX_ROWS_PER_BATCH) -> pd.DataFrame:
-        params = {"limit": int(limit), "before": as_date(published_before, "published_before") if published_before else date(2262, 1, 1)}
-        where = ["publish_timestamp < {before:Date}"]
-        brand = resolve_brand(self.client, brand_id)
-        if brand:
-            params["brand"] = brand
-            where.append("brand_id = {brand:UUID}")
-        return query_frame(
-            self.client,
-            f"SELECT * FROM editorial_articles FINAL WHERE {' AND '.join(where)} ORDER BY publish_timestamp DESC LIMIT {{limit:UInt64}}",
-            params,
-        )
+        params = {"limit": int(limit), "before": as_date(published_before, "published_before") if published_before else date(2262, 1, 1),
+                  "brand": resolve_brand(self.client, brand_id)}
+        return query_frame(self.client, ARTICLES, params)
 
     def authors(self) -> pd.DataFrame:
-        return query_frame(self.client, "SELECT * FROM editorial_authors FINAL ORDER BY author_name")
+        return query_frame(self.client, AUTHORS)
 
     def article_performance(self, performance_date, brand_id=None) -> pd.DataFrame:
-        return self._performance("editorial_article_performance", performance_date, brand_id, "views_7d DESC")
+        return self._performance("editorial_article_performance", performance_date, brand_id, "views_7d")
 
     def author_performance(self, performance_date, brand_id=None) -> pd.DataFrame:
-        return self._performance("editorial_author_performance", performance_date, brand_id, "total_views_30d DESC")
+        return self._performance("editorial_author_performance", performance_date, brand_id, "total_views_30d")
 
     def category_performance(self, performance_date, brand_id=None) -> pd.DataFrame:
-        return self._performance("editorial_category_performance", performance_date, brand_id, "total_views_30d DESC")
+        return self._performance("editorial_category_performance", performance_date, brand_id, "total_views_30d")
 
     def _performance(self, table, performance_date, brand_id, order) -> pd.DataFrame:
-        params = {"d": as_date(performance_date, "performance_date")}
-        where = "performance_date = {d:Date}"
-        brand = resolve_brand(self.client, brand_id)
-        if brand:
-            params["brand"] = brand
-            where += " AND brand_id = {brand:UUID}"
-        frame = query_frame(self.client, f"SELECT * FROM {table} WHERE {where} ORDER BY {order}", params)
+        params = {"d": as_date(performance_date, "performance_date"), "brand": resolve_brand(self.client, brand_id),
+                  "table": table, "order": order}
+        frame = query_frame(self.client, PERFORMANCE, params)
         if frame.empty:
             raise NotFound(f"{table} has no rows for {params['d']}: run `ownlens-ml features build --date {params['d']}`")
         return frame
@@ -338,4 +342,4 @@ class ReferenceLoader:
     def load(self, table: str) -> pd.DataFrame:
         if table not in REFERENCE_TABLES:
             raise InvalidInput(f"unknown reference table {table!r}: choose one of {', '.join(REFERENCE_TABLES)}")
-        return query_frame(self.client, f"SELECT * FROM {table} FINAL")
+        return query_frame(self.client, REFERENCE_ROWS, {"table": table})

@@ -246,7 +246,7 @@ def _reusable_state(client: Client, d: date) -> date | None:
         parameters={"d": d, "days": STATE_REUSE_DAYS},
     ).result_rows
     for state_date, sessions in candidates:
-        stored = int(client.command("SELECT count() FROM customer_sessions WHERE session_start < {s:Date}", parameters={"s": state_date}))
+        stored = int(client.command(SESSIONS_BEFORE, parameters={"s": state_date}))
         if stored == int(sessions):
             return state_date
     return None
@@ -261,7 +261,7 @@ def build_user_state(client: Client, d: date) -> int:
     """
     start = _reusable_state(client, d)
     if start == d:
-        return int(client.command("SELECT count() FROM customer_user_state WHERE state_date = {d:Date}", parameters={"d": d}))
+        return int(client.command(STATE_ROWS, parameters={"d": d}))
     if start is None:
         return replace_partition(client, "customer_user_state", d, STATE_WINDOW_SELECT, {"d": d, "lo": date(1970, 1, 1)})
     return replace_partition(client, "customer_user_state", d, STATE_MERGE_SELECT, {"d": d, "s": start, "lo": start})
@@ -277,7 +277,7 @@ def build_user_features(client: Client, d: date) -> int:
 
 def forget_states(client: Client) -> None:
     """Drop every stored state (they may rest on sessions changed since), so the next build reads all history."""
-    client.command("TRUNCATE TABLE customer_user_state")
+    client.command(FORGET_STATES)
 
 
 def drop_old_states(client: Client) -> None:
@@ -286,6 +286,9 @@ def drop_old_states(client: Client) -> None:
         client.command(DROP_STATE, parameters={"p": old})
 
 
+SESSIONS_BEFORE = "SELECT count() FROM customer_sessions WHERE session_start < {s:Date}"
+STATE_ROWS = "SELECT count() FROM customer_user_state WHERE state_date = {d:Date}"
+FORGET_STATES = "TRUNCATE TABLE customer_user_state"
 OLD_STATES = """
 SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() AND table = 'customer_user_state' AND active
 ORDER BY partition_id DESC LIMIT 1000 OFFSET {keep:UInt32}

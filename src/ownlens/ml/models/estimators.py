@@ -379,6 +379,7 @@ class OwnLensRegressor(RegressorMixin, _OwnLensEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
+        tags.target_tags.positive_only = self.objective == "poisson"  # counts: no negative targets
         return tags
 
     def fit(self, X, y):

@@ -25,6 +25,18 @@ REGISTRY_COLUMNS = (
     "model_id, model_name, model_version, model_type, algorithm, stage, metrics, feature_names, input_schema, "
     "training_data_start, training_data_end, artifact_uri, artifact_sha256, description, created_at, updated_at"
 )
+VERSIONS = f"""
+SELECT {REGISTRY_COLUMNS} FROM ml_model_registry FINAL WHERE {{name:String}} = '' OR model_name = {{name:String}}
+ORDER BY model_name, created_at DESC
+"""
+PRODUCTION_HISTORY = """
+SELECT model_version, max(changed_at) FROM ml_model_stage_events WHERE model_name = {name:String} AND stage = 'production'
+GROUP BY model_version ORDER BY max(changed_at) DESC
+"""
+RUNS = """
+SELECT run_id, model_name, model_version, status, duration_sec, error_message, started_at FROM ml_model_training_runs FINAL
+WHERE {name:String} = '' OR model_name = {name:String} ORDER BY started_at DESC LIMIT {limit:UInt32}
+"""
 
 
 def _now() -> datetime:
@@ -42,11 +54,7 @@ def _clean(obj):
 
 def versions(client: Client, name: str | None = None) -> pd.DataFrame:
     """Every registered version (of ``name``), newest first."""
-    where = "WHERE model_name = {name:String}" if name else ""
-    rows = client.query_df(
-        f"SELECT {REGISTRY_COLUMNS} FROM ml_model_registry FINAL {where} ORDER BY model_name, created_at DESC",
-        parameters={"name": name} if name else {},
-    )
+    rows = client.query_df(VERSIONS, parameters={"name": name or ""})
     if not rows.empty:
         rows["model_id"] = rows["model_id"].astype(str)
     return rows
@@ -162,11 +170,7 @@ def rollback(client: Client, name: str) -> dict:
     current = rows[rows["stage"] == "production"]
     if current.empty:
         raise NotFound(f"{name} has no production version to roll back")
-    history = client.query(
-        "SELECT model_version, max(changed_at) FROM ml_model_stage_events WHERE model_name = {name:String} AND stage = 'production' "
-        "GROUP BY model_version ORDER BY max(changed_at) DESC",
-        parameters={"name": name},
-    ).result_rows
+    history = client.query(PRODUCTION_HISTORY, parameters={"name": name}).result_rows
     now_version = current.iloc[0]["model_version"]
     previous = [v for v, _ in history if v != now_version]
     if not previous:
@@ -190,12 +194,7 @@ def record_run(client: Client, run: dict) -> None:
 
 
 def runs(client: Client, name: str | None = None, limit: int = 20) -> pd.DataFrame:
-    where = "WHERE model_name = {name:String}" if name else ""
-    return client.query_df(
-        f"SELECT run_id, model_name, model_version, status, duration_sec, error_message, started_at FROM ml_model_training_runs FINAL "
-        f"{where} ORDER BY started_at DESC LIMIT {{limit:UInt32}}",
-        parameters={"name": name, "limit": limit} if name else {"limit": limit},
-    )
+    return client.query_df(RUNS, parameters={"name": name or "", "limit": limit})
 
 
 __all__ = ["register", "versions", "get", "resolve", "read_files", "promote", "rollback", "record_run", "runs"]

@@ -7,10 +7,11 @@ from importlib import resources
 
 from clickhouse_connect.driver.client import Client
 
-from ownlens.ml.errors import SchemaMissing
+from ownlens.ml.errors import InvalidInput, SchemaMissing
 from ownlens.ml.warehouse import table_exists
 
 MIGRATIONS_TABLE = "ownlens_schema_migrations"
+CURRENT_DATABASE = "SELECT currentDatabase()"
 
 
 def migrations() -> list[tuple[int, str, list[str]]]:
@@ -43,12 +44,14 @@ def apply(client: Client) -> list[int]:
         "ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"
     )
     done = current_version(client)
-    database = client.command("SELECT currentDatabase()")
+    database = client.command(CURRENT_DATABASE)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
+        raise InvalidInput(f"database name {database!r}: use letters, digits and underscores (it is written into dictionary sources)")
     applied = []
     for version, name, statements in migrations():
         if version <= done:
             continue
-        for statement in statements:
+        for statement in statements:  # DDL takes no query parameters: {database} is the one name filled in, checked above
             client.command(statement.replace("{database}", database))
         client.command(
             f"INSERT INTO {MIGRATIONS_TABLE} (version, name) SELECT {{v:UInt32}}, {{n:String}}",

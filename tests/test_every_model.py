@@ -1,0 +1,87 @@
+"""What every registered model gets without test code of its own: scikit-learn's estimator checks on its
+prototype, and the whole life of a version (train, register, batch-predict, store, reload, look up, serve) on the
+small test simulation. Adding a model to ``ownlens.ml.models.MODELS`` adds it here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import FEATURE_DATES
+from fastapi.testclient import TestClient
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from ownlens.ml.models import get, names
+from ownlens.ml.models.estimators import OwnLensClassifier
+from ownlens.ml.models.evaluation import evaluate_registered
+from ownlens.ml.models.trained import load
+from ownlens.ml.pipelines.inference import lookup, predict
+from ownlens.ml.serving.app import create_app
+from ownlens.ml.settings import Settings
+
+D1 = FEATURE_DATES[1]
+CALIBRATED = "calibration deliberately undoes class weights, so extreme weights do not flip predictions"
+
+
+@parametrize_with_checks(
+    [get(name).prototype() for name in names()],
+    expected_failed_checks=lambda est: {"check_class_weight_classifiers": CALIBRATED} if isinstance(est, OwnLensClassifier) else {},
+)
+def test_every_prototype_is_a_scikit_learn_estimator(estimator, check):
+    check(estimator)
+
+
+def _count(client, sql: str, **params) -> int:
+    return int(client.command(sql, parameters=params))
+
+
+def _key(client, model):
+    """A key with features on D1: a user (and, for pairs, an article the user was shown)."""
+    user, article = client.query(
+        "SELECT toString(e.user_id), toString(e.article_id) FROM customer_events AS e WHERE e.event_type = 'article_impression' "
+        "AND e.event_timestamp >= {d:Date} AND e.user_id IN (SELECT user_id FROM customer_user_features WHERE feature_date = {d:Date}) "
+        "ORDER BY e.user_id LIMIT 1", parameters={"d": D1}).result_rows[0]
+    return {"user_id": user, "article_id": article}
+
+
+@pytest.mark.parametrize("name", names())
+def test_every_model_trains_predicts_stores_reloads_and_serves(name, trained, labelled):
+    model, result = get(name), trained[name]
+    # trained on rows it is tested on never: a held-out test set, the primary metric next to the oracle's
+    assert result.model.version and result.split["test_rows"] > 0 and result.metrics.get(model.primary_metric) is not None
+    # the registered artifact (checksum verified, no pickle) scores exactly as the fitted model on the same test rows
+    reloaded = load(labelled, name, result.model.version)
+    again = model.evaluate(labelled, reloaded, result.test).metrics[model.primary_metric]
+    assert again == pytest.approx(result.metrics[model.primary_metric])
+    # a batch of D1 is stored, and a second run replaces it
+    table = model.output_table
+    date_column = {"customer_user_segment_assignments": "assignment_date", "customer_recommendations": "recommendation_date"}.get(
+        table, "prediction_date")
+    counted = f"SELECT count() FROM {table} WHERE {date_column} = {{d:Date}}" + (" AND model_name = {m:String}" if table == "ml_model_predictions" else "")
+    first = predict(model, labelled, feature_date=D1)
+    stored = _count(labelled, counted, d=D1, m=name)
+    second = predict(model, labelled, feature_date=D1)
+    assert first["rows"] == second["rows"] > 0 and _count(labelled, counted, d=D1, m=name) == stored > 0
+    # one key looked up through the protocol: a record of the model's declared type, made by the production version
+    ids = _key(labelled, model)
+    key = ids["user_id"] if len(model.entity) == 1 else tuple(ids[e] for e in model.entity)
+    frame = lookup(model, labelled, [key], feature_date=D1)
+    assert len(frame) >= 1 and set(frame["model_version"]) == {result.model.version}
+    # and through the API's one prediction route, typed as OpenAPI says
+    with TestClient(create_app(Settings(api_keys=None), labelled)) as http:
+        extra = {e: ids[e] for e in model.entity[1:]}
+        got = http.get(f"/predict/{name}/{ids['user_id']}", params={"feature_date": str(D1), **extra})
+        assert got.status_code == 200, got.text
+        body = got.json()
+        assert body["model"] == name and len(body["predictions"]) == 1
+        model.record.model_validate(body["predictions"][0])
+        posted = http.post(f"/predict/{name}", json={"pairs": [extra | {"user_id": ids["user_id"]}]} if extra else
+                           {"user_ids": [ids["user_id"]]})
+        assert posted.status_code == 200 and posted.json()["predictions"], posted.text
+        schema = http.get("/openapi.json").json()
+        assert model.record.__name__ in schema["components"]["schemas"]
+    # a registered version is evaluated the same way for every model, with its report
+    evaluated = evaluate_registered(model, labelled, result.model.version)
+    assert evaluated["metrics"][model.primary_metric] is not None and "<img" in open(evaluated["report"]).read()
+    assert json.loads(labelled.command("SELECT metrics FROM ml_model_registry FINAL WHERE model_name = {m:String} AND "
+                                       "model_version = {v:String}", parameters={"m": name, "v": result.model.version}))["oracle"]
