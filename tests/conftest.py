@@ -41,7 +41,23 @@ def make_db(warehouse_path):
     return make
 
 
-def _simulated(make_db):
+TABLES = ("SELECT name FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree' "
+          "AND name != 'ownlens_schema_migrations'")
+
+
+def copy_of(source, make_db):
+    """A new database with every row of ``source``'s: the same publisher without simulating it again."""
+    client = make_db()
+    for (table,) in client.query(TABLES, parameters={"db": source.database}).result_rows:
+        client.command("INSERT INTO {t:Identifier} SELECT * FROM {s:Identifier}.{t:Identifier}",
+                       parameters={"t": table, "s": source.database})
+    reload_reference_dictionaries(client)
+    return client
+
+
+@pytest.fixture(scope="session")
+def sim(make_db):
+    """A small simulated publisher with features built for two dates; treat as read-only."""
     client = make_db()
     simulate(client, SMALL)
     reload_reference_dictionaries(client)
@@ -50,21 +66,15 @@ def _simulated(make_db):
     return client
 
 
-@pytest.fixture(scope="session")
-def sim(make_db):
-    """A small simulated publisher with features built for two dates; treat as read-only."""
-    return _simulated(make_db)
-
-
 @pytest.fixture
 def db(make_db):
     return make_db()
 
 
 @pytest.fixture(scope="session")
-def labelled(make_db):
+def labelled(sim, make_db):
     """The same publisher in its own database, for training (models write to its ml_* tables)."""
-    return _simulated(make_db)
+    return copy_of(sim, make_db)
 
 
 @pytest.fixture(scope="session")

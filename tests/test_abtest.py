@@ -12,8 +12,8 @@ from ownlens.ml.monitoring import abtest
 
 
 @pytest.fixture(scope="module")
-def versions(labelled):
-    good = train(CHURN, labelled).model.version
+def versions(labelled, trained):
+    good = trained["churn"].model.version
     weak = train(CHURN, labelled, algorithm="logistic", params={}).model.version
     return good, weak
 

@@ -20,8 +20,8 @@ UNKNOWN = "00000000-0000-4000-8000-000000000000"
 
 
 @pytest.fixture(scope="module")
-def api(labelled):
-    first = train(CHURN, labelled)
+def api(labelled, trained):
+    first = trained["churn"]
     store.promote(labelled, "churn", first.model.version)
     with TestClient(create_app(Settings(api_keys=None), labelled)) as client:
         yield client, labelled, first.model.version
@@ -242,3 +242,18 @@ def test_one_route_for_every_model_documented_with_its_types(api, labelled, trai
     # the old per-model paths answer with the same records as the one route
     seg = http.get(f"/segments/{user}").json()
     assert seg == http.get(f"/predict/segmentation/{user}").json()["predictions"][0]
+
+
+def test_dependencies_can_be_overridden(labelled, trained):
+    """Routes take the warehouse, the served models and the settings as dependencies a test (or an embedding
+    application) can replace, the hot prediction route included."""
+    from ownlens.ml.serving import deps
+
+    user = labelled.command("SELECT toString(user_id) FROM customer_user_features WHERE feature_date = {d:Date} LIMIT 1",
+                            parameters={"d": FEATURE_DATES[1]})
+    app = create_app(Settings(api_keys=None), labelled)
+    app.dependency_overrides[deps.settings] = lambda request: Settings(api_keys="only-this")
+    with TestClient(app) as http:
+        assert http.get(f"/predict/churn/{user}").status_code == 401
+        assert http.get(f"/predict/churn/{user}", headers={"X-API-Key": "only-this"}).status_code == 200
+        assert http.get("/models", headers={"X-API-Key": "only-this"}).status_code == 200

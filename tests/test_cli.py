@@ -82,14 +82,39 @@ def test_every_command_has_help_with_an_example():
         assert result.exit_code == 0 and "Example" in result.output, command
 
 
-def test_train_predict_evaluate_and_registry_commands(tmp_path):
-    assert run(["init"], tmp_path).returncode == 0
-    assert run(["simulate", "--users", "1500", "--days", "60", "--seed", "3"], tmp_path).returncode == 0
-    built = run(["features", "build", "--date", "2026-01-26"], tmp_path)
-    assert built.returncode == 0, built.stderr
-    assert run(["features", "build", "--date", "2026-02-02"], tmp_path).returncode == 0
+@pytest.fixture
+def cli(make_db, warehouse_path, capsys, monkeypatch):
+    """The command line in this process, on a fresh database of the test warehouse: what a subprocess would do,
+    without paying a new interpreter and warehouse start-up for every command (the tests above do that)."""
+    from types import SimpleNamespace
 
-    trained = run(["train", "churn", "--json", "--promote"], tmp_path)
+    from ownlens.ml.cli import main
+
+    dsn = f"chdb://{warehouse_path}?database={make_db(init=False).database}"
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def invoke(args):
+        monkeypatch.setattr(sys, "argv", ["ownlens-ml", *args, "--dsn", dsn])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        printed = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=printed.out, stderr=printed.err)
+
+    return invoke
+
+
+def test_train_predict_evaluate_and_registry_commands(cli):
+    assert cli(["init"]).returncode == 0
+    assert cli(["simulate", "--users", "1500", "--days", "60", "--seed", "3"]).returncode == 0
+    built = cli(["features", "build", "--date", "2026-01-26"])
+    assert built.returncode == 0, built.stderr
+    assert cli(["features", "build", "--date", "2026-02-02"]).returncode == 0
+
+    trained = cli(["train", "churn", "--json", "--promote"])
     assert trained.returncode == 0, trained.stderr
     result = json.loads(trained.stdout)
     assert result["version"] == "1.0.0" and result["split"]["test_date"] == "2026-02-02"
@@ -97,41 +122,41 @@ def test_train_predict_evaluate_and_registry_commands(tmp_path):
     assert result["metrics"]["roc_auc"] > 0.7 and result["oracle"]["roc_auc"] > result["metrics"]["roc_auc"] - 0.05
     assert "data:image/png;base64" in open(result["report"]).read()
 
-    listed = json.loads(run(["models", "list", "--json"], tmp_path).stdout)
+    listed = json.loads(cli(["models", "list", "--json"]).stdout)
     assert [(m["model"], m["version"], m["stage"]) for m in listed] == [("churn", "1.0.0", "production")]
 
-    scored = run(["predict", "churn", "--json"], tmp_path)
+    scored = cli(["predict", "churn", "--json"])
     assert scored.returncode == 0, scored.stderr
     scored = json.loads(scored.stdout)
     assert scored["rows"] > 300 and scored["date"] == "2026-02-02" and scored["version"] == "1.0.0"
 
-    evaluated = json.loads(run(["evaluate", "churn", "--json"], tmp_path).stdout)
+    evaluated = json.loads(cli(["evaluate", "churn", "--json"]).stdout)
     assert "roc_auc" in evaluated["oracle"] and evaluated["split"]["test_date"] == "2026-02-02"
     assert "optimistic" in evaluated["split"]["warning"]  # it trained on rows of that date
 
-    unknown = run(["predict", "churn", "--user", "00000000-0000-4000-8000-000000000000", "--json"], tmp_path)
+    unknown = cli(["predict", "churn", "--user", "00000000-0000-4000-8000-000000000000", "--json"])
     assert unknown.returncode == 0 and json.loads(unknown.stdout)["unknown_users"] == ["00000000-0000-4000-8000-000000000000"]
 
-    click = run(["train", "click", "--json", "--no-report"], tmp_path)
+    click = cli(["train", "click", "--json", "--no-report"])
     assert click.returncode == 0, click.stderr
-    pair = run(["predict", "click", "--json", "--user", "00000000-0000-4000-8000-000000000000", "--article", "00000000-0000-4000-8000-000000000001"], tmp_path)
+    pair = cli(["predict", "click", "--json", "--user", "00000000-0000-4000-8000-000000000000", "--article", "00000000-0000-4000-8000-000000000001"])
     assert pair.returncode == 0 and "have no features" in json.loads(pair.stdout)["message"]
 
     for name, key in (("segmentation", "silhouette"), ("recommendation", "precision_at_k"), ("ad_placement", "revenue_per_1000")):
-        task = run(["train", name, "--json", "--promote"], tmp_path)
+        task = cli(["train", name, "--json", "--promote"])
         assert task.returncode == 0, task.stderr
         task = json.loads(task.stdout)
         assert task["metrics"][key] > 0 and task["stage"] == "production" and "data:image/png;base64" in open(task["report"]).read()
-        stored = run(["predict", name, "--json"], tmp_path)
+        stored = cli(["predict", name, "--json"])
         assert stored.returncode == 0 and json.loads(stored.stdout)["rows"] > 300, stored.stderr
-    recs = run(["predict", "recommendation", "--json", "--user", "00000000-0000-4000-8000-000000000000"], tmp_path)
+    recs = cli(["predict", "recommendation", "--json", "--user", "00000000-0000-4000-8000-000000000000"])
     assert recs.returncode == 0, recs.stderr
     rows = json.loads(recs.stdout)["predictions"]  # every model's --user --json has this shape
     assert len(rows) == 10 and rows[0]["cold_start"] and [r["rank"] for r in rows] == list(range(1, 11))
-    more = json.loads(run(["predict", "recommendation", "--json", "--user", "00000000-0000-4000-8000-000000000000",
-                           "--option", "k=15"], tmp_path).stdout)["predictions"]
+    more = json.loads(cli(["predict", "recommendation", "--json", "--user", "00000000-0000-4000-8000-000000000000",
+                           "--option", "k=15"]).stdout)["predictions"]
     assert len(more) == 15
-    evaluated = run(["evaluate", "segmentation", "--json"], tmp_path)  # every model is evaluated the same way
+    evaluated = cli(["evaluate", "segmentation", "--json"])  # every model is evaluated the same way
     assert evaluated.returncode == 0 and json.loads(evaluated.stdout)["metrics"]["silhouette"] > 0, evaluated.stderr
 
     for args, code, message in [
@@ -147,10 +172,10 @@ def test_train_predict_evaluate_and_registry_commands(tmp_path):
         (["evaluate", "conversion"], 3, "no model named 'conversion'"),
         (["train", "churn", "--test-date", "2026-02-20"], 3, "no labelled rows for churn on 2026-02-20"),
     ]:
-        bad = run(args, tmp_path)
+        bad = cli(args)
         assert bad.returncode == code and message in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
 
-    master = run(["run", "--model", "churn", "--skip-exploration", "--json"], tmp_path)
+    master = cli(["run", "--model", "churn", "--skip-exploration", "--json"])
     assert master.returncode == 0, master.stderr
     summary = json.loads(master.stdout)
     churn = summary["models"]["churn"]

@@ -16,6 +16,7 @@ from ownlens.ml.models.estimators import OwnLensClassifier
 from ownlens.ml.models.evaluation import evaluate_registered
 from ownlens.ml.models.trained import load
 from ownlens.ml.pipelines.inference import lookup, predict
+from ownlens.ml.registry import store
 from ownlens.ml.serving.app import create_app
 from ownlens.ml.settings import Settings
 
@@ -47,6 +48,7 @@ def _key(client, model):
 @pytest.mark.parametrize("name", names())
 def test_every_model_trains_predicts_stores_reloads_and_serves(name, trained, labelled):
     model, result = get(name), trained[name]
+    store.promote(labelled, name, result.model.version)  # (other tests may have promoted other versions)
     # trained on rows it is tested on never: a held-out test set, the primary metric next to the oracle's
     assert result.model.version and result.split["test_rows"] > 0 and result.metrics.get(model.primary_metric) is not None
     # the registered artifact (checksum verified, no pickle) scores exactly as the fitted model on the same test rows

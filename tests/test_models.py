@@ -32,8 +32,8 @@ def test_estimators_pass_sklearn_checks(estimator, check):
 
 
 @pytest.fixture(scope="module")
-def churn_result(labelled):
-    return train(CHURN, labelled)
+def churn_result(trained):
+    return trained["churn"]
 
 
 def test_time_split_beats_trivial_and_reports_oracle(churn_result):

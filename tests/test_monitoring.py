@@ -7,7 +7,7 @@ from datetime import date
 
 import numpy as np
 import pytest
-from conftest import FEATURE_DATES, SMALL
+from conftest import FEATURE_DATES, SMALL, copy_of
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
@@ -22,22 +22,21 @@ WINDOWED = [("sessions_last_7d", "sessions_last_7d", "numeric"), ("active_days_l
             ("preferred_device_type_id", "preferred_device_type_id", "categorical")]
 
 
-def _publisher(make_db, drift_at):
+@pytest.fixture(scope="module")
+def drifted(make_db):
     client = make_db()
-    simulate(client, replace(SMALL, drift_at=drift_at))
+    simulate(client, replace(SMALL, drift_at=date(2026, 3, 1)))
     for d in (BEFORE, AFTER):
         build_features(client, d)
     return client
 
 
 @pytest.fixture(scope="module")
-def drifted(make_db):
-    return _publisher(make_db, date(2026, 3, 1))
-
-
-@pytest.fixture(scope="module")
-def steady(make_db):
-    return _publisher(make_db, None)
+def steady(sim, make_db):
+    client = copy_of(sim, make_db)  # the same publisher without the drift
+    for d in (BEFORE, AFTER):
+        build_features(client, d)
+    return client
 
 
 def test_injected_shift_is_detected_and_steady_data_is_not(drifted, steady):

@@ -56,12 +56,23 @@ features = loader.load(
 
 print(f"Loaded {len(features)} user features")'''
 
-# run in a fresh process (one process holds an embedded warehouse): the examples, placeholders filled as they go
+# run in a fresh process (one process holds an embedded warehouse): a new user's set-up (init, simulate, build
+# features: what `ownlens-ml init`, `simulate` and `features build` do), then the examples, placeholders filled as they go
 RUNNER = '''
 import json, sys
+from datetime import date
+from ownlens.ml import schema
+from ownlens.ml.data.loaders import reload_reference_dictionaries
+from ownlens.ml.features.build import build_features
+from ownlens.ml.simulation import SimulationConfig, simulate
 from ownlens.ml.warehouse import connect
-examples = json.loads(sys.argv[1])
+examples, setup = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 client = connect()
+schema.apply(client)
+simulate(client, SimulationConfig(users=setup["users"], days=setup["days"], start=date.fromisoformat(setup["start"]), seed=5))
+reload_reference_dictionaries(client)
+for d in setup["dates"]:
+    build_features(client, date.fromisoformat(d))
 brand = client.command("SELECT toString(brand_id) FROM brands ORDER BY brand_code LIMIT 1")
 namespace = {}
 exec(examples["training"].replace("your-brand-id", brand), namespace)
@@ -85,24 +96,15 @@ def test_seed_000_blocks_are_copied_verbatim():
 
 
 def test_seed_000_quick_start_runs_as_written(tmp_path):
-    env = {**os.environ, "OWNLENS_HOME": str(tmp_path), "COLUMNS": "200"}
+    env = {**os.environ, "OWNLENS_HOME": str(tmp_path)}  # the default embedded warehouse, in a new home
     env.pop("OWNLENS_DSN", None)
-
-    def cli(*args):
-        done = subprocess.run([sys.executable, "-m", "ownlens.ml.cli", *args], capture_output=True, text=True, env=env, timeout=600)
-        assert done.returncode == 0, done.stderr
-        return done
-
     yesterday = date.today() - timedelta(days=1)
     days = 90  # training dates then have a month of history (at 15 days a one-brand model can invert: see BENCHMARKS.md)
     start = yesterday - timedelta(days=days - 1)  # the data ends yesterday: "today" is the date a user would train as of
     test = yesterday - timedelta(days=29)  # the latest date with 30 days of labels, and a training date 30 days before it
-    cli("init")
-    cli("simulate", "--users", "2000", "--days", str(days), "--start", str(start), "--seed", "5")
-    for d in (test - timedelta(days=30), test, date.today()):
-        cli("features", "build", "--date", str(d))
+    setup = {"users": 2000, "days": days, "start": str(start), "dates": [str(d) for d in (test - timedelta(days=30), test, date.today())]}
     examples = json.dumps({"training": TRAINING, "predicting": PREDICTING, "loading": LOADING})
-    done = subprocess.run([sys.executable, "-c", RUNNER, examples], capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run([sys.executable, "-c", RUNNER, examples, json.dumps(setup)], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     printed = done.stdout.splitlines()
     assert printed[0].startswith("Model accuracy: 0.") and printed[1].startswith("Model AUC: 0.")

@@ -30,7 +30,7 @@ def _open(uri: str, mode: str):
         except ImportError:  # pragma: no cover - depends on the environment
             raise InvalidInput(f"{uri} needs fsspec to read or write: pip install fsspec (and its backend)") from None
         return fsspec.open(uri, mode).open()
-    path = Path(uri.removeprefix("file://"))
+    path = Path(uri.removeprefix("file://")).expanduser()
     if "w" in mode:
         path.parent.mkdir(parents=True, exist_ok=True)
     return open(path, mode)

@@ -82,9 +82,10 @@ def register(client: Client, *, model_id: str, name: str, version: str, task: st
              input_schema: dict, importances: dict[str, float], files: dict[str, bytes], metrics: dict, window: tuple,
              description: str, artifacts_uri: str | None = None) -> dict:
     """Write the artifact ``files`` and add ``version`` (see :func:`next_version`) of ``name`` as a ``candidate``;
-    returns where the artifact went and its sha256."""
+    returns where the artifact went and its sha256. The path names the model id too, so warehouses that share an
+    artifact store (two databases, one OWNLENS_HOME) never overwrite each other's versions."""
     base = (artifacts_uri or get_settings().artifacts_uri).rstrip("/")
-    uri = f"{base}/{name}/{version}/model.zip"
+    uri = f"{base}/{name}/{version}/{model_id}.zip"
     digest = write_artifact(uri, files)
     now = _now()
     _write(client, {
