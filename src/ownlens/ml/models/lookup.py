@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import date
 from typing import Callable
 
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from ownlens.ml.data.loaders import as_date, latest_feature_date
-from ownlens.ml.models.scoring import canonical_key
+from ownlens.ml.models.scoring import LatestDate, canonical_key
 
 
 class LookupServer:
@@ -23,7 +21,6 @@ class LookupServer:
     ``explode`` names a list field of a record that :meth:`frame` turns into one row per item (recommendations).
     """
 
-    DATE_TTL_S = 60.0
     CACHE_MAX_ENTRIES = 100_000
 
     def __init__(self, client: Client, model, lookup: Callable, entity: tuple[str, ...] = ("user_id",),
@@ -31,16 +28,8 @@ class LookupServer:
         self.client, self.model, self.lookup, self.entity = client, model, lookup, entity
         self.cache_ttl_s = cache_ttl_s if cacheable else 0.0
         self.explode = explode
-        self._latest: tuple[float, date] | None = None
+        self.feature_date = LatestDate(client)
         self._cache: dict = {}
-
-    def feature_date(self, feature_date=None) -> date:
-        if feature_date is not None:
-            return as_date(feature_date, "feature_date")
-        now = time.monotonic()
-        if self._latest is None or now - self._latest[0] > self.DATE_TTL_S:
-            self._latest = (now, latest_feature_date(self.client))
-        return self._latest[1]
 
     @staticmethod
     def _options_key(options: dict) -> tuple:
@@ -61,10 +50,11 @@ class LookupServer:
         return records, unknown
 
     def cached_record(self, key, **options) -> dict | None:
-        now = time.monotonic()
-        if self.cache_ttl_s <= 0 or self._latest is None or now - self._latest[0] > self.DATE_TTL_S or not isinstance(key, str):
+        latest = self.feature_date.cached()
+        if self.cache_ttl_s <= 0 or latest is None or not isinstance(key, str):
             return None
-        hit = self._cache.get((self._latest[1], key.lower(), self._options_key(options)))
+        now = time.monotonic()
+        hit = self._cache.get((latest, key.lower(), self._options_key(options)))
         return hit[1] if hit is not None and hit[0] > now else None
 
     def frame(self, keys: list, feature_date=None, **options) -> pd.DataFrame:

@@ -154,25 +154,39 @@ def canonical_key(entity: tuple[str, ...], key) -> str | tuple[str, ...]:
     return tuple(as_uuid(k) for k in key)
 
 
-class Scorer:
-    """Scores given users (or user x article pairs) from stored features; caches the latest feature date briefly."""
+class LatestDate:
+    """The newest feature date, read from the warehouse at most once a minute: what a lookup without a date uses."""
 
-    DATE_TTL_S = 60.0
+    TTL_S = 60.0
 
-    def __init__(self, spec: ModelSpec, client: Client, model: TrainedModel, cache_ttl_s: float = 0.0):
-        self.spec, self.client, self.model = spec, client, model
+    def __init__(self, client: Client):
+        self.client = client
         self._latest: tuple[float, date] | None = None
-        self.cache_ttl_s = cache_ttl_s  # > 0: reuse users' feature rows read in the last cache_ttl_s seconds
-        self._cache: dict[tuple[date, str], tuple[float, date, np.ndarray]] = {}
-        model.estimator.set_threads(1)  # a few rows per call: one thread, no contention with the warehouse
 
-    def feature_date(self, feature_date=None) -> date:
+    def __call__(self, feature_date=None) -> date:
         if feature_date is not None:
             return as_date(feature_date, "feature_date")
         now = time.monotonic()
-        if self._latest is None or now - self._latest[0] > self.DATE_TTL_S:
+        if self._latest is None or now - self._latest[0] > self.TTL_S:
             self._latest = (now, latest_feature_date(self.client))
         return self._latest[1]
+
+    def cached(self) -> date | None:
+        """The date if it was read lately, without touching the warehouse; None otherwise."""
+        if self._latest is None or time.monotonic() - self._latest[0] > self.TTL_S:
+            return None
+        return self._latest[1]
+
+
+class Scorer:
+    """Scores given users (or user x article pairs) from stored features; caches the latest feature date briefly."""
+
+    def __init__(self, spec: ModelSpec, client: Client, model: TrainedModel, cache_ttl_s: float = 0.0):
+        self.spec, self.client, self.model = spec, client, model
+        self.feature_date = LatestDate(client)
+        self.cache_ttl_s = cache_ttl_s  # > 0: reuse users' feature rows read in the last cache_ttl_s seconds
+        self._cache: dict[tuple[date, str], tuple[float, date, np.ndarray]] = {}
+        model.estimator.set_threads(1)  # a few rows per call: one thread, no contention with the warehouse
 
     CACHE_MAX_ENTRIES = 200_000
 
@@ -258,11 +272,12 @@ class Scorer:
         warehouse; None when anything (the date, the user's row) would need a read."""
         if not isinstance(user_id, str):  # a pair: not cached
             return None
-        now = time.monotonic()
-        if self.cache_ttl_s <= 0 or self._latest is None or now - self._latest[0] > self.DATE_TTL_S:
+        latest = self.feature_date.cached()
+        if self.cache_ttl_s <= 0 or latest is None:
             return None
+        now = time.monotonic()
         user_id = as_uuid(user_id)
-        hit = self._cache.get((self._latest[1], user_id))
+        hit = self._cache.get((latest, user_id))
         if hit is None or hit[0] < now:
             return None
         value = float(self._predict(hit[2].reshape(1, -1))[0])  # below: _columns + _records for one row, without arrays

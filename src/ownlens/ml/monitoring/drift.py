@@ -59,8 +59,11 @@ def categorical_bins(values: str) -> str:
     return f"SELECT toString(v) AS bin, is_ref, count() AS n FROM ({values}) GROUP BY bin, is_ref"
 
 
-def ks_test(values: str) -> str:
-    return f"SELECT kolmogorovSmirnovTest('two-sided')(v, toUInt8(NOT is_ref)) FROM ({values})"
+def statistics(values: str, kind: str, with_ks: bool) -> str:
+    """PSI, JS and (numeric, both samples non-empty) the Kolmogorov-Smirnov test of ``values`` in one query."""
+    binned = numeric_bins(values) if kind == "numeric" else categorical_bins(values)
+    ks = f"(SELECT kolmogorovSmirnovTest('two-sided')(v, toUInt8(NOT is_ref)) FROM ({values}))" if with_ks else "NULL"
+    return f"SELECT d.psi, d.js, {ks} FROM ({divergences(binned)}) AS d"
 
 
 def sizes(values: str) -> str:
@@ -97,14 +100,14 @@ class Drift:
 
 
 def column_drift(client: Client, values_sql: str, params: dict, name: str, kind: str,
-                 thresholds: Thresholds = INPUT_THRESHOLDS) -> Drift:
-    """Drift of ``values_sql``'s column ``v`` (rows flagged ``is_ref``): all of it computed in ClickHouse."""
-    binned = numeric_bins(values_sql) if kind == "numeric" else categorical_bins(values_sql)
-    psi, js = client.query(divergences(binned), parameters={**params, "eps": EPS}).result_rows[0]
-    counts = client.query(sizes(values_sql), parameters=params).result_rows[0]
+                 thresholds: Thresholds = INPUT_THRESHOLDS, counts: tuple[int, int] | None = None) -> Drift:
+    """Drift of ``values_sql``'s column ``v`` (rows flagged ``is_ref``): all of it computed in ClickHouse.
+    ``counts`` (reference and current rows), when the caller knows them, saves a query."""
+    counts = counts or client.query(sizes(values_sql), parameters=params).result_rows[0]
+    with_ks = kind == "numeric" and min(counts) > 0  # the test needs both samples
+    psi, js, ks = client.query(statistics(values_sql, kind, with_ks), parameters={**params, "eps": EPS}).result_rows[0]
     ks_stat = ks_p = None
-    if kind == "numeric" and min(counts) > 0:
-        ks = client.query(ks_test(values_sql), parameters=params).result_rows[0][0]
+    if with_ks:
         ks_stat, ks_p = (ks["d_statistic"], ks["p_value"]) if isinstance(ks, dict) else ks
     return Drift(name, kind, float(psi or 0.0), float(js or 0.0), ks_stat, ks_p, int(counts[0]), int(counts[1]),
                  thresholds=thresholds)
@@ -115,10 +118,11 @@ def feature_drift(client: Client, table: str, columns: list[tuple[str, str, str]
     """Drift of each (name, SQL expression over ``uf``, kind) of ``table`` (alias ``uf``) between two of its dates;
     ``where`` (SQL over ``uf``) keeps some rows, e.g. a model's population."""
     params = {"ref": reference, "cur": current, "table": table, "date_column": date_column}
+    rows = (f"FROM {{table:Identifier}} AS uf WHERE uf.{{date_column:Identifier}} IN ({{ref:Date}}, {{cur:Date}}) AND ({where})")
+    counts = client.query(sizes(f"SELECT uf.{{date_column:Identifier}} = {{ref:Date}} AS is_ref {rows}"), parameters=params).result_rows[0]
     out = []
-    for name, expression, kind in columns:
+    for name, expression, kind in columns:  # every column has the same rows: counted once
         value = f"toFloat64({expression})" if kind == "numeric" else f"ifNull(toString({expression}), '')"
-        values_sql = (f"SELECT {value} AS v, uf.{{date_column:Identifier}} = {{ref:Date}} AS is_ref FROM {{table:Identifier}} AS uf "
-                      f"WHERE uf.{{date_column:Identifier}} IN ({{ref:Date}}, {{cur:Date}}) AND ({where})")
-        out.append(column_drift(client, values_sql, params, name, kind))
+        values_sql = f"SELECT {value} AS v, uf.{{date_column:Identifier}} = {{ref:Date}} AS is_ref {rows}"
+        out.append(column_drift(client, values_sql, params, name, kind, counts=counts))
     return out
