@@ -18,7 +18,7 @@ from rich.console import Console
 from ownlens.ml.errors import InvalidInput
 from ownlens.ml.models import names
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="OwnLens ML: features, models and serving on your ClickHouse warehouse.")
 console = Console(stderr=True)
 out = Console()

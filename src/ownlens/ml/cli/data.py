@@ -12,7 +12,7 @@ import typer
 from ownlens.ml.cli.common import Dsn, app, connect, console, dsn_option, emit, json_option, log, out, parse_date, progress
 from ownlens.ml.errors import InvalidInput
 
-features_app = typer.Typer(no_args_is_help=True, help="Build and check point-in-time feature tables.")
+features_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Build and check point-in-time feature tables.")
 app.add_typer(features_app, name="features")
 
 TABLE_ROWS = """

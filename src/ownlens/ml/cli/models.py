@@ -26,7 +26,7 @@ from ownlens.ml.cli.common import (
 )
 from ownlens.ml.errors import InvalidInput
 
-models_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote and roll back registered model versions.")
+models_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="List, inspect, promote and roll back registered model versions.")
 app.add_typer(models_app, name="models")
 
 TRAINABLE = f"{MODEL_NAMES}, all, or baselines"

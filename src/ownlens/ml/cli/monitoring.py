@@ -24,7 +24,7 @@ from ownlens.ml.cli.common import (
 )
 from ownlens.ml.errors import NotFound
 
-abtest_app = typer.Typer(no_args_is_help=True, help="A/B tests between two versions of a model.")
+abtest_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="A/B tests between two versions of a model.")
 app.add_typer(abtest_app, name="abtest")
 
 

@@ -31,13 +31,19 @@ def names() -> list[str]:
     return list(MODELS)
 
 
+_loaded: dict[str, "Model"] = {}
+
+
 def get(name: str) -> "Model":
     """The model called ``name``; :class:`NotFound` naming the known ones otherwise."""
-    try:
-        module, attribute = MODELS[name].split(":")
-    except (KeyError, AttributeError):
-        raise NotFound(f"unknown model {name!r}: choose one of {', '.join(MODELS)}") from None
-    return getattr(import_module(module), attribute)
+    found = _loaded.get(name)
+    if found is None:
+        try:
+            module, attribute = MODELS[name].split(":")
+        except (KeyError, AttributeError, TypeError):
+            raise NotFound(f"unknown model {name!r}: choose one of {', '.join(MODELS)}") from None
+        found = _loaded[name] = getattr(import_module(module), attribute)
+    return found
 
 
 def every() -> list["Model"]:

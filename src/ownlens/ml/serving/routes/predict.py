@@ -42,7 +42,7 @@ QUERY = [
 def lookup_options(model, given: dict) -> dict:
     """``given`` (query parameters or a request's ``options``) checked against the model's lookup options."""
     schema = model.lookup_options
-    if schema is None:
+    if schema is None or not any(k in schema.model_fields for k in given):  # (the common case, on the hot path)
         return {}
     try:
         return schema(**{k: v for k, v in given.items() if k in schema.model_fields}).model_dump(exclude_unset=True)
