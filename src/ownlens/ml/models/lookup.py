@@ -3,7 +3,6 @@ options): task models give it their lookup and get the protocol's frame, records
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Callable
 
@@ -69,8 +68,3 @@ class LookupServer:
             shown = ", ".join(str(k) for k in unknown[:3])
             out.attrs["message"] = f"{len(unknown)} of the requested ids are unknown on that date: {shown}"
         return out
-
-
-def finite(value: float) -> float | None:
-    """A float for JSON: None for NaN and infinities."""
-    return float(value) if value is not None and math.isfinite(value) else None

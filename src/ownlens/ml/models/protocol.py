@@ -2,7 +2,7 @@
 
 The CLI, the API, the pipelines and the common tests use models only through this protocol, so a new model is
 one module that declares an object of this shape (and one line in ``ownlens.ml.models.MODELS``). Supervised
-models declare a :class:`~ownlens.ml.models.spec.ModelSpec` (a label per row; generic code does the rest);
+models declare a :class:`~ownlens.ml.models.supervised.ModelSpec` (a label per row; generic code does the rest);
 models that are not per-row classifiers or regressors declare a :class:`~ownlens.ml.models.spec.TaskModel`
 with their own functions. Both have these members:
 

@@ -260,8 +260,6 @@ class Scorer:
             out.attrs["message"] = f"{len(unknown)} of the requested {'pairs' if pair else 'users'} have no features on that date: {shown}"
         return out
 
-    score = frame
-
     def records(self, keys: list, feature_date=None, **_) -> tuple[list[dict], list]:
         """As :meth:`frame`, as JSON-ready records (dates as ISO strings), and the unknown keys."""
         columns, unknown, _ = self._scored(keys, feature_date, True)
