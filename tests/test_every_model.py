@@ -87,3 +87,34 @@ def test_every_model_trains_predicts_stores_reloads_and_serves(name, trained, la
     assert evaluated["metrics"][model.primary_metric] is not None and "<img" in open(evaluated["report"]).read()
     assert json.loads(labelled.command("SELECT metrics FROM ml_model_registry FINAL WHERE model_name = {m:String} AND "
                                        "model_version = {v:String}", parameters={"m": name, "v": result.model.version}))["oracle"]
+
+
+DECIDING = [n for n in names() if getattr(get(n), "decision_column", None)]
+
+
+@pytest.mark.parametrize("name", DECIDING)
+def test_every_yes_no_decision_uses_the_threshold_chosen_on_validation_rows(name, trained, labelled):
+    model, result = get(name), trained[name]
+    store.promote(labelled, name, result.model.version)
+    threshold, how = result.model.threshold, result.model.info["decision"]
+    # chosen for the model's stated objective on rows the booster did not learn from, kept with the version
+    assert how["objective"] == model.decision and how["validation_rows"] > 0 and 0 < threshold < 1
+    assert load(labelled, name, result.model.version).threshold == threshold
+    registered = json.loads(labelled.command("SELECT metrics FROM ml_model_registry FINAL WHERE model_name = {m:String} AND "
+                                             "model_version = {v:String}", parameters={"m": name, "v": result.model.version}))
+    assert registered["threshold"] == pytest.approx(threshold)
+    # precision and recall on the test rows are those at that threshold, not at 0.5
+    said = result.test["prediction"] >= threshold
+    positives = result.test["label"] == 1
+    assert result.metrics["precision"] == pytest.approx((said & positives).sum() / max(said.sum(), 1))
+    assert result.metrics["recall"] == pytest.approx((said & positives).sum() / positives.sum())
+    # every stored and served decision is the probability at that threshold, and some are yes
+    predict(model, labelled, feature_date=D1)
+    if model.predictions_table:
+        rows = labelled.query(f"SELECT {model.output}, {model.decision_column} FROM {{t:Identifier}} WHERE prediction_date = {{d:Date}}",
+                              parameters={"t": model.predictions_table, "d": D1}).result_rows
+        assert rows and all(decided == (value >= threshold) for value, decided in rows)
+        assert any(decided for _, decided in rows)
+    keys = [tuple(row) if len(model.entity) > 1 else row[0] for row in result.test[list(model.entity)].head(200).itertuples(index=False)]
+    served = lookup(model, labelled, keys, feature_date=result.test["feature_date"].iloc[0])
+    assert len(served) and ((served[model.output] >= threshold) == served[model.decision_column].astype(bool)).all()

@@ -44,6 +44,24 @@ def test_time_split_beats_trivial_and_reports_oracle(churn_result):
     trivial_brier = r.metrics["positive_rate"] * (1 - r.metrics["positive_rate"])  # always predicting the base rate
     assert r.metrics["brier"] < trivial_brier
     assert set(r.metrics) >= {"accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "brier"}
+def test_decision_thresholds_meet_their_objective_on_the_rows_they_are_chosen_on():
+    from ownlens.ml.models.metrics import choose_threshold
+
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0, 0.4, 5000)  # no probability reaches 0.5, as the conversion model's do not
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    threshold, how = choose_threshold(y, p, "f1")
+    assert 0 < threshold < 0.4 and how["validation_rows"] == 5000
+    threshold, how = choose_threshold(y, p, "precision>=0.35")
+    said = p >= threshold
+    assert (y[said].mean() >= 0.35) and how["validation_precision"] >= 0.35
+    assert "note" in choose_threshold(y, p, "precision>=0.99")[1]  # unreachable: the best F1, and it says so
+    assert choose_threshold(np.zeros(10), p[:10], "f1") == (0.5, {"objective": "f1", "validation_rows": 10,
+                                                                  "note": "the validation rows hold one class: the default 0.5"})
+    with pytest.raises(ValueError, match="unknown decision objective"):
+        choose_threshold(y, p, "accuracy")
+
+
 def test_seed_api_round_trip(labelled, tmp_path):
     pipeline = ChurnTrainingPipeline(labelled)
     metrics = pipeline.run(feature_date=FEATURE_DATES[1], brand_id="DCH", limit=2000, test_size=0.25)

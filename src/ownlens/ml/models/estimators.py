@@ -85,6 +85,10 @@ def _check_finite(X) -> None:
         raise InvalidInput(f"input has infinite values in column(s) {cols[:5]}: replace them with finite numbers or NaN")
 
 
+def _logit_inverse(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-z))
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-7, 1 - 1e-7)
     return np.log(p / (1 - p))
@@ -254,7 +258,9 @@ class OwnLensClassifier(ClassifierMixin, _OwnLensEstimator):
     algorithm : {"xgboost", "lightgbm", "logistic", "random_forest", "mlp"}
     n_estimators, learning_rate, max_depth : booster size (forest size for random_forest)
     class_weight : "balanced" weights the rarer class up (before calibration), a {class: weight} dict, or None
-    calibration : "sigmoid" fits Platt scaling on ``calibration_fraction`` of the rows, or None
+    calibration : "sigmoid" fits Platt scaling on ``calibration_fraction`` of the rows, or None; those rows'
+        calibrated probabilities and labels stay in ``holdout_`` after ``fit`` (None without them), for choosing a
+        decision threshold on rows the booster did not learn from
     random_state, n_jobs : reproducibility and threads
 
     Examples
@@ -319,12 +325,16 @@ class OwnLensClassifier(ClassifierMixin, _OwnLensEstimator):
             weight = 1.0
         self.model_ = self._fit_model(X[fit_idx], y01[fit_idx], weight)
         self.calibrator_ = (1.0, 0.0)
+        self.holdout_ = None
         if len(cal_idx):
             from sklearn.linear_model import LogisticRegression
 
             z = _logit(self._raw(X[cal_idx])).reshape(-1, 1)
             platt = LogisticRegression(C=1e6, max_iter=1000).fit(z, y01[cal_idx])
             self.calibrator_ = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
+            # rows the booster never saw (only the two-parameter, monotone calibration did): where a decision
+            # threshold is chosen, not on the test rows (kept in memory, not in the artifact)
+            self.holdout_ = (y01[cal_idx], self._output(_logit_inverse(z.ravel())))
         return self
 
     def predict_proba(self, X):

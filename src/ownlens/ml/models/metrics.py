@@ -36,15 +36,36 @@ def regression_metrics(y, yhat) -> dict[str, float]:
     }
 
 
-def compute(task: str, y, values) -> dict[str, float]:
-    return classification_metrics(y, values) if task == "binary" else regression_metrics(y, values)
+def compute(task: str, y, values, threshold: float = 0.5) -> dict[str, float]:
+    """Classification metrics (the yes/no ones at ``threshold``, reported as ``threshold``) or regression metrics."""
+    if task != "binary":
+        return regression_metrics(y, values)
+    return {**classification_metrics(y, values, threshold), "threshold": float(threshold)}
 
 
-def best_threshold(y, p) -> float:
-    """The probability threshold with the best F1 (ties to the higher threshold)."""
-    precision, recall, thresholds = skm.precision_recall_curve(np.asarray(y, dtype=int), np.asarray(p, dtype=float))
+def choose_threshold(y, p, objective: str) -> tuple[float, dict]:
+    """The decision threshold for ``objective`` on (validation) labels ``y`` and probabilities ``p``, and how it
+    was chosen. ``"f1"``: the best F1; ``"precision>=0.75"``: the most recall with precision at least 0.75
+    (the best F1 when no threshold reaches that precision, said in the result)."""
+    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    how = {"objective": objective, "validation_rows": int(len(y))}
+    if len(np.unique(y)) < 2:
+        return 0.5, {**how, "note": "the validation rows hold one class: the default 0.5"}
+    precision, recall, thresholds = skm.precision_recall_curve(y, p)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    if objective.startswith("precision>="):
+        floor = float(objective.split(">=")[1])
+        reaching = np.flatnonzero(precision >= floor)
+        if len(reaching):
+            best = reaching[np.argmax(recall[reaching])]
+            return float(thresholds[best]), {**how, "validation_precision": float(precision[best]),
+                                             "validation_recall": float(recall[best])}
+        how["note"] = f"no threshold reaches precision {floor} on the validation rows: the best F1 instead"
+    elif objective != "f1":
+        raise ValueError(f"unknown decision objective {objective!r}: use 'f1' or 'precision>=P'")
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    return float(thresholds[int(np.argmax(f1[:-1]))]) if len(thresholds) else 0.5
+    best = int(np.argmax(f1))
+    return float(thresholds[best]), {**how, "validation_precision": float(precision[best]), "validation_recall": float(recall[best])}
 
 
 # metrics where less is better; every other metric a model reports is better when higher

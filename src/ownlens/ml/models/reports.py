@@ -27,7 +27,7 @@ def comparison(model, metrics: dict, oracle: dict | None, baselines: dict | None
         for name, values in (baselines or {}).items():
             row[name] = values.get(key)
         row["oracle"] = (oracle or {}).get(key)
-        row["gap_to_oracle"] = row["oracle"] - value if isinstance(row["oracle"], (int, float)) else None
+        row["gap_to_oracle"] = row["oracle"] - value if isinstance(row["oracle"], (int, float)) and key != "threshold" else None
         target = model.targets.get(key)
         row["seed_target"] = target
         row["meets_target"] = None if target is None else bool(value >= target)
@@ -35,7 +35,7 @@ def comparison(model, metrics: dict, oracle: dict | None, baselines: dict | None
     return pd.DataFrame(rows).set_index("metric")
 
 
-def binary_plots(test: pd.DataFrame, plt) -> list[tuple[str, str]]:
+def binary_plots(test: pd.DataFrame, plt, threshold: float = 0.5) -> list[tuple[str, str]]:
     from sklearn.calibration import calibration_curve
     from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
@@ -60,13 +60,13 @@ def binary_plots(test: pd.DataFrame, plt) -> list[tuple[str, str]]:
         ax.legend(fontsize=8); ax.grid(alpha=0.3)
     fig.tight_layout()
     out.append(("ROC, precision-recall and calibration", _figure_html(fig)))
-    cm = confusion_matrix(y, (series["model"] >= 0.5).astype(int), labels=[0, 1])
+    cm = confusion_matrix(y, (series["model"] >= threshold).astype(int), labels=[0, 1])
     fig, ax = plt.subplots(figsize=(4, 3.5))
     ax.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
         ax.text(j, i, f"{v:,}", ha="center", va="center")
     ax.set_xticks([0, 1], ["0", "1"]); ax.set_yticks([0, 1], ["0", "1"])
-    ax.set_xlabel("predicted (threshold 0.5)"); ax.set_ylabel("actual"); ax.set_title("Confusion matrix")
+    ax.set_xlabel(f"predicted (threshold {threshold:.3f})"); ax.set_ylabel("actual"); ax.set_title("Confusion matrix")
     out.append(("Confusion matrix", _figure_html(fig)))
     return out
 

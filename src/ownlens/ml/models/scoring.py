@@ -22,13 +22,13 @@ if TYPE_CHECKING:  # annotations only
     from ownlens.ml.models.supervised import ModelSpec
 
 # the model of each row: its pass (one per A/B arm, else one) indexes these parameters
-LEVEL_SQL, DECISION_SQL = "{levels:Array(String)}[level_code + 1]", "toUInt8(value >= 0.5)"
+LEVEL_SQL, DECISION_SQL = "{levels:Array(String)}[level_code + 1]", "toUInt8(value >= {thresholds:Array(Float64)}[pass_no + 1])"
 ROW_VERSION, ROW_MODEL_ID = "{versions:Array(String)}[pass_no + 1]", "toUUIDOrNull({model_ids:Array(String)}[pass_no + 1])"
 
 
-def _outputs(spec: ModelSpec, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _outputs(spec: ModelSpec, values: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     level = spec.level(values) if spec.level else np.full(len(values), "", dtype=object)
-    decision = (values >= 0.5).astype(np.uint8) if spec.task == "binary" else np.zeros(len(values), np.uint8)
+    decision = (values >= threshold).astype(np.uint8) if spec.task == "binary" else np.zeros(len(values), np.uint8)
     return level, decision
 
 
@@ -73,7 +73,7 @@ def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date,
     version = " | ".join(m.version or "unregistered" for m, _ in passes)  # "A | B" during an A/B test
     params = {"d": d, "model": spec.name, "batch": str(uuid.uuid4()), "entity_type": spec.entity_type,
               "versions": [m.version or "unregistered" for m, _ in passes], "model_ids": [m.model_id or "" for m, _ in passes],
-              "levels": list(spec.level.names) if spec.level else [""]}
+              "levels": list(spec.level.names) if spec.level else [""], "thresholds": [m.threshold for m, _ in passes]}
     try:
         brand = resolve_brand(client, brand_id)
         if brand:
@@ -217,7 +217,7 @@ class Scorer:
         return self.model.predict_few(X) if len(X) <= self.FEW_ROWS else self.model.predict_matrix(X)
 
     def _columns(self, entities: dict, feature_dates: list, values: np.ndarray, return_proba: bool = True) -> dict:
-        level, decision = _outputs(self.spec, values)
+        level, decision = _outputs(self.spec, values, self.model.threshold)
         columns = {**entities, "feature_date": feature_dates}
         if return_proba or self.spec.task != "binary":
             columns[self.spec.output] = values
@@ -279,7 +279,7 @@ class Scorer:
         if hit is None or hit[0] < now:
             return None
         value = float(self._predict(hit[2].reshape(1, -1))[0])  # below: _columns + _records for one row, without arrays
-        level, decision = _outputs(self.spec, np.array([value]))
+        level, decision = _outputs(self.spec, np.array([value]), self.model.threshold)
         record = {"user_id": user_id, "feature_date": hit[1].isoformat(), self.spec.output: value}
         if self.spec.level_column:
             record[self.spec.level_column] = str(level[0])

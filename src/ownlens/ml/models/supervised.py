@@ -38,7 +38,8 @@ def record_type(spec: "ModelSpec"):
     if spec.level_column:
         fields[spec.level_column] = (str, Field(description="the band of the prediction: " + ", ".join(spec.level.names)))
     if spec.decision_column:
-        fields[spec.decision_column] = (int, Field(description="1 when the probability is at least 0.5, else 0"))
+        fields[spec.decision_column] = (int, Field(description="1 when the probability is at least the version's decision "
+                                                                 "threshold (chosen on validation rows, in the registry), else 0"))
     fields["model_version"] = (str, Field(description="the version that made the prediction"))
     title = "".join(part.title() for part in spec.name.split("_"))
     return create_model(f"{title}Prediction", **fields)
@@ -60,15 +61,26 @@ def train(spec: "ModelSpec", client: Client, *, feature_date=None, train_dates=N
     if cv_folds:
         extra["cross_validation"] = cross_validate(spec, train_rows, cv_folds, algorithm=algorithm, params=params, seed=seed)
     model = fit_model(spec, train_rows, algorithm=algorithm, params=params)
+    if spec.task == "binary":
+        choose_decision(spec, model)
     fit_s = time.perf_counter() - t0
     evaluation = evaluate(spec, client, model, attach(client, spec, test_rows))
     metrics = dict(evaluation.metrics)
-    if spec.task == "binary":
-        metrics["f1_threshold"] = M.best_threshold(evaluation.scored["label"], evaluation.scored["prediction"])
     dates = pd.to_datetime(train_rows["feature_date"]).dt.date
     model.info.update({"split": how, "trained_at": datetime.now(timezone.utc).isoformat(), "params": params or {}})
     extra["timings"] = {"fit_s": round(fit_s, 3), "total_s": round(time.perf_counter() - t0, 3)}
     return TrainingResult(model, metrics, evaluation.oracle_metrics, how, evaluation.scored, (dates.min(), dates.max()), extra)
+
+
+def choose_decision(spec: "ModelSpec", model: TrainedModel) -> None:
+    """The yes/no threshold of a classifier, chosen for ``spec.decision`` on rows the booster did not learn from
+    (the estimator's calibration hold-out), never on test rows; kept with the version (``info["threshold"]``)."""
+    holdout = getattr(model.estimator, "holdout_", None)
+    if holdout is None:
+        model.info.update({"threshold": 0.5, "decision": {"objective": spec.decision, "note": "too few rows to hold any out: 0.5"}})
+        return
+    threshold, how = M.choose_threshold(*holdout, spec.decision)
+    model.info.update({"threshold": threshold, "decision": how})
 
 
 def test_set(spec: "ModelSpec", client: Client, *, test_date=None, brand_id=None, limit: int | None = None, seed: int = 0) -> pd.DataFrame:
@@ -85,9 +97,11 @@ def evaluate(spec: "ModelSpec", client: Client, model: TrainedModel, test: pd.Da
     """``model``'s metrics on ``test`` and the oracle's on the same rows (None without simulator truth)."""
     scored = test.copy()
     scored["prediction"] = model.predict_values(test)
-    metrics = M.compute(spec.task, scored["label"], scored["prediction"])
+    metrics = M.compute(spec.task, scored["label"], scored["prediction"], model.threshold)
     truth = scored["oracle"] if "oracle" in scored else pd.Series(np.nan, index=scored.index)
-    oracle = None if truth.isna().any() else M.compute(spec.task, scored["label"], truth)
+    # the oracle's yes/no metrics at its own best threshold on these rows: what a perfect model could do
+    oracle = None if truth.isna().any() else M.compute(
+        spec.task, scored["label"], truth, M.choose_threshold(scored["label"], truth, spec.decision)[0] if spec.task == "binary" else 0.5)
     return Evaluation(metrics, oracle, scored)
 
 
@@ -109,7 +123,7 @@ def plots(spec: "ModelSpec", result, plt) -> list[tuple[str, str]]:
     from ownlens.ml.models import reports
 
     test = result.test
-    sections = reports.binary_plots(test, plt) if spec.task == "binary" else reports.regression_plots(test, plt)
+    sections = reports.binary_plots(test, plt, result.model.threshold) if spec.task == "binary" else reports.regression_plots(test, plt)
     return sections + reports.importance_plots(result.model, test, plt)
 
 
@@ -152,7 +166,7 @@ def stored_dates(spec: "ModelSpec", client: Client) -> list:
 
 def ab_outcomes(spec: "ModelSpec", client: Client, test, dates=None) -> dict:
     """Each arm's users on the labelled dates since the test started, scored by the arm's version: how often it
-    was right (probability >= 0.5 matched the label), with its ROC AUC and Brier score."""
+    was right (its yes/no at its version's threshold matched the label), with its ROC AUC and Brier score."""
     from ownlens.ml.models.trained import load
     from ownlens.ml.registry.abtests import variant
 
@@ -166,8 +180,9 @@ def ab_outcomes(spec: "ModelSpec", client: Client, test, dates=None) -> dict:
         rows = frame[arms == arm]
         if rows.empty:
             raise NotFound(f"variant {arm} has no users on {dates}: the split may be too extreme for this population")
-        p = load(client, spec.name, version).predict_values(rows)
-        correct = ((p >= 0.5).astype(int) == rows["label"].to_numpy()).astype(int)
+        trained = load(client, spec.name, version)
+        p = trained.predict_values(rows)
+        correct = ((p >= trained.threshold).astype(int) == rows["label"].to_numpy()).astype(int)
         m = M.classification_metrics(rows["label"], p)
         out["counts"][arm] = (int(correct.sum()), len(rows))
         out["arms"][arm] = {"version": version, "users": len(rows), "accuracy": correct.mean(), "roc_auc": m["roc_auc"],
@@ -207,7 +222,9 @@ class ModelSpec:
     label_table: str = "customer_user_labels"
     level: Callable[[np.ndarray], np.ndarray] | None = None  # prediction -> risk level / tier text, e.g. Bands
     level_column: str | None = None
-    decision_column: str | None = None  # e.g. is_churned: 0/1 from the 0.5 threshold
+    decision_column: str | None = None  # e.g. is_churned: 0/1 at the version's decision threshold
+    # how that threshold is chosen, on validation rows: "f1" (the best F1) or "precision>=P" (the most recall at precision P)
+    decision: str = "f1"
     targets: dict[str, float] = field(default_factory=dict)  # seed 003 targets, metric -> minimum
     primary_metric: str = "roc_auc"
     source: RowSource | None = None

@@ -40,6 +40,11 @@ class TrainedModel:
     def model_id(self) -> str | None:
         return self.info.get("model_id")
 
+    @property
+    def threshold(self) -> float:
+        """A classifier's yes/no threshold, chosen on validation rows at training (0.5 in versions made before)."""
+        return float(self.info.get("threshold", 0.5))
+
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         return matrix(frame, self.features, self.encoder)
 

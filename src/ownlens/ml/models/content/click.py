@@ -139,6 +139,7 @@ CLICK = ModelSpec(
     level=Bands((0.2, 0.5), ("low", "medium", "high")),
     level_column="click_likelihood",
     decision_column="will_click",
+    decision="precision>=0.75",  # seed 003: click predictions at 75% precision
     targets={"precision": 0.75},
     label_days=7,  # a click within 7 days of the impression
     source=RowSource(
