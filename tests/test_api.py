@@ -257,3 +257,32 @@ def test_dependencies_can_be_overridden(labelled, trained):
         assert http.get(f"/predict/churn/{user}").status_code == 401
         assert http.get(f"/predict/churn/{user}", headers={"X-API-Key": "only-this"}).status_code == 200
         assert http.get("/models", headers={"X-API-Key": "only-this"}).status_code == 200
+
+
+def test_an_artifact_that_fails_its_integrity_check_is_a_server_error_and_not_ready(labelled, trained, user):
+    version = trained["engagement"].model.version
+    store.promote(labelled, "engagement", version)
+    path = store.get(labelled, "engagement", version)["artifact_uri"]
+    data = open(path, "rb").read()
+
+    def ready_status(http, wanted):
+        for _ in range(100):
+            ready = http.get("/ready")
+            if ready.json()["status"] == wanted:
+                return ready
+            time.sleep(0.1)
+        raise AssertionError(ready.text)
+
+    try:
+        open(path, "wb").write(data[:-10] + bytes(10))
+        with TestClient(create_app(Settings(api_keys=None), labelled)) as http:
+            ready = ready_status(http, "model-not-loadable")  # found by the start-up warm-up, before any request
+            assert ready.status_code == 503 and "sha256 mismatch" in ready.json()["detail"]["not_loadable"]["engagement"]
+            got = http.get(f"/predict/engagement/{user}")
+            assert got.status_code == 500 and got.json()["error"] == "CorruptArtifact" and path in got.json()["detail"]
+            assert http.get(f"/predict/churn/{user}").status_code == 200  # the other models keep answering
+            open(path, "wb").write(data)  # restored: picked up by the registry refresh, without a restart
+            assert ready_status(http, "ready").status_code == 200
+            assert http.get(f"/predict/engagement/{user}").status_code == 200
+    finally:
+        open(path, "wb").write(data)

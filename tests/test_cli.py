@@ -46,6 +46,8 @@ def test_end_to_end_commands(tmp_path):
     (["features", "build", "--date", "2026-02-01"], 5, "run `ownlens-ml init`"),
     (["init", "--dsn", "mysql://db"], 2, "unsupported DSN"),
     (["init", "--dsn", "http://127.0.0.1:9/db"], 4, "cannot reach the ClickHouse server"),
+    (["status", "--dsn", "chdb:///dev/null"], 2, "is a file, not a directory"),
+    (["status", "--dsn", "chdb:///tmp/" + "w" * 300], 2, "has a name longer than 255 bytes"),
 ])
 def test_bad_input_gives_one_line_and_exit_code(tmp_path, args, code, message):
     result = run(args, tmp_path)
@@ -135,12 +137,12 @@ def test_train_predict_evaluate_and_registry_commands(cli):
     assert "optimistic" in evaluated["split"]["warning"]  # it trained on rows of that date
 
     unknown = cli(["predict", "churn", "--user", "00000000-0000-4000-8000-000000000000", "--json"])
-    assert unknown.returncode == 0 and json.loads(unknown.stdout)["unknown_users"] == ["00000000-0000-4000-8000-000000000000"]
+    assert unknown.returncode == 3 and "00000000-0000-4000-8000-000000000000" in unknown.stderr  # as the API's 404
 
     click = cli(["train", "click", "--json", "--no-report"])
     assert click.returncode == 0, click.stderr
     pair = cli(["predict", "click", "--json", "--user", "00000000-0000-4000-8000-000000000000", "--article", "00000000-0000-4000-8000-000000000001"])
-    assert pair.returncode == 0 and "have no features" in json.loads(pair.stdout)["message"]
+    assert pair.returncode == 3 and "pairs have no features" in pair.stderr
 
     for name, key in (("segmentation", "silhouette"), ("recommendation", "precision_at_k"), ("ad_placement", "revenue_per_1000")):
         task = cli(["train", name, "--json", "--promote"])
@@ -181,3 +183,67 @@ def test_train_predict_evaluate_and_registry_commands(cli):
     churn = summary["models"]["churn"]
     assert churn["predictions"] > 300 and churn["prediction_table"] == "customer_churn_predictions" and "drift_alerts" in churn
     assert summary["feature_dates"][-1] == "2026-03-06" and any(s["step"] == "features 2026-03-06" for s in summary["steps"])
+
+
+# what each command needs to get as far as the warehouse; a new command must be added here (the test says so)
+ON_THE_WAREHOUSE = {
+    ("status",): [], ("explore",): [], ("train",): ["churn"], ("predict",): ["churn"], ("evaluate",): ["churn"],
+    ("monitor",): ["churn"], ("run",): [], ("serve",): ["--port", "1"], ("worker",): ["churn", "--once"],
+    ("features", "build"): ["--date", "2026-02-01"], ("features", "quality"): [], ("models", "list"): [],
+    ("models", "show"): ["churn"], ("models", "promote"): ["churn", "1.0.0"], ("models", "rollback"): ["churn"],
+    ("abtest", "create"): ["t", "--model", "churn", "--a", "1.0.0", "--b", "1.1.0"],
+    ("abtest", "status"): ["t"], ("abtest", "conclude"): ["t"],
+}
+MAKES_ITS_OWN = {("init",), ("simulate",), ("demo",)}  # these create the schema themselves
+
+
+def test_every_command_on_a_warehouse_without_the_schema_says_run_init(cli):
+    import typer
+
+    from ownlens.ml.cli import app
+
+    def commands(group, prefix=()):
+        for name, command in group.commands.items():
+            yield from commands(command, (*prefix, name)) if hasattr(command, "commands") else [(*prefix, name)]
+
+    found = set(commands(typer.main.get_command(app)))
+    assert found - MAKES_ITS_OWN == set(ON_THE_WAREHOUSE), f"add {found - MAKES_ITS_OWN - set(ON_THE_WAREHOUSE)} to ON_THE_WAREHOUSE"
+    for command in sorted(found - MAKES_ITS_OWN):
+        result = cli([*command, *ON_THE_WAREHOUSE[command]])
+        lines = [line for line in result.stderr.splitlines() if line.strip() and "━" not in line and "building" not in line]
+        assert result.returncode == 5 and len(lines) == 1 and "run `ownlens-ml init`" in lines[0], (command, result.stderr)
+
+
+def test_a_server_that_accepts_and_never_answers_fails_within_the_timeout(tmp_path):
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections (the kernel does), never reads or answers
+    try:
+        t0 = time.perf_counter()
+        env_dsn = f"http://127.0.0.1:{silent.getsockname()[1]}/db"
+        os.environ["OWNLENS_WAREHOUSE_TIMEOUT_S"] = "1"
+        try:
+            result = run(["status"], tmp_path, dsn=env_dsn, timeout=60)
+        finally:
+            del os.environ["OWNLENS_WAREHOUSE_TIMEOUT_S"]
+        assert result.returncode == 4 and "did not answer within 1 s" in result.stderr and "Traceback" not in result.stderr
+        assert time.perf_counter() - t0 < 30
+    finally:
+        silent.close()
+
+
+def test_registry_and_training_mistakes_get_one_line(cli):
+    assert cli(["init"]).returncode == 0
+    for args, code, message in [
+        (["models", "rollback", "churn"], 3, "no model named 'churn' is registered"),
+        (["models", "rollback", "nosuchmodel"], 3, "unknown model 'nosuchmodel'"),
+        (["train", "churn", "--algorithm", "bogus"], 2, "'algorithm' parameter of OwnLensClassifier must be"),
+        (["train", "churn", "--cv", "1"], 2, "cv_folds must be 0 (off) or at least 2"),
+        (["train", "churn", "--tune", "-1"], 2, "tune_trials must be 0"),
+        (["predict", "churn", "--user", "nope"], 2, "'nope' is not a valid id"),
+    ]:
+        result = cli(args)
+        assert result.returncode == code and result.stderr.count("\n") == 1 and message in result.stderr, (args, result.stderr)

@@ -152,3 +152,21 @@ def test_production_paths_leave_the_simulator_alone(make_db):
     with_truth = attach(client, churn, pd.DataFrame(frame, columns=["user_id", "feature_date"]))
     assert with_truth["oracle"].between(0, 1).all()  # the evaluation place builds what it needs, on demand
     assert int(client.command("SELECT count() FROM sim_user_truth")) > 0
+
+
+def test_exploration_draws_no_label_rates_for_open_windows(sim, make_db, tmp_path):
+    from conftest import copy_of
+
+    from ownlens.ml.data.exploration import explore
+
+    client = copy_of(sim, make_db)
+    late = date(2026, 3, 25)  # the simulation ends on 2026-03-30: this date's 30 days are still open
+    build_features(client, late)
+    explore(client, tmp_path)
+    rates = pd.read_csv(tmp_path / "target_rates.csv")
+    open_rows = rates[rates["feature_date"] == str(late)]
+    assert len(open_rows) == 1 and open_rows[["churn_rate", "conversion_rate"]].isna().all(axis=None)
+    known = rates[rates["window_complete"] == 1]
+    assert len(known) == len(FEATURE_DATES) and known["churn_rate"].between(0.01, 0.9).all()
+    page = (tmp_path / "report.html").read_text()
+    assert f"from {late} on have no rates" in page and f"by brand ({FEATURE_DATES[-1]})" in page

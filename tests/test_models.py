@@ -10,7 +10,7 @@ import pytest
 from conftest import FEATURE_DATES
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.errors import CorruptArtifact, InvalidInput, NotFound
 from ownlens.ml.models import get
 from ownlens.ml.models.customer.churn import CHURN, ChurnModel, ChurnPredictor, ChurnTrainingPipeline
 from ownlens.ml.models.estimators import OwnLensClassifier, OwnLensRegressor
@@ -118,10 +118,24 @@ def test_tampered_artifact_and_pickles_are_refused(churn_result, labelled, tmp_p
     data = open(row["artifact_uri"], "rb").read()
     tampered = tmp_path / "tampered.zip"
     tampered.write_bytes(data[:-10] + bytes(10))
-    with pytest.raises(InvalidInput, match="modified since it was registered"):
+    with pytest.raises(CorruptArtifact, match="modified since it was registered"):
         TrainedModel.load(str(tampered), row["artifact_sha256"])
     with pytest.raises(InvalidInput, match="not an OwnLens model artifact"):
         TrainedModel.load(str(tampered))
+    # a consistent manifest around a booster its library refuses, and a damaged member: the project's error, naming the file
+    from ownlens.ml.registry.artifacts import read_artifact, write_artifact
+
+    files = read_artifact(row["artifact_uri"], row["artifact_sha256"])
+    broken = tmp_path / "broken.zip"
+    write_artifact(str(broken), {**files, "model.ubj": b"{not a booster"})
+    with pytest.raises(CorruptArtifact, match=f"{broken} is corrupt: its churn estimator does not load"):
+        TrainedModel.load(str(broken))
+    damaged = bytearray(data)
+    start = data.index(b"model.ubj", 40) + 60  # inside the booster's compressed bytes, past its local header
+    damaged[start:start + 20] = bytes(20)
+    (tmp_path / "damaged.zip").write_bytes(bytes(damaged))
+    with pytest.raises(CorruptArtifact, match="is corrupt"):
+        TrainedModel.load(str(tmp_path / "damaged.zip"))
     evil = tmp_path / "model.pkl"
     evil.write_bytes(pickle.dumps({"os": "system"}))
     with pytest.raises(InvalidInput, match="pickles are never loaded"):
@@ -293,7 +307,7 @@ def test_artifacts_at_an_fsspec_url_round_trip_with_their_checksum(churn_result,
         data = fh.read()
     with fsspec.open(uri, "wb") as fh:
         fh.write(data[:-10] + bytes(10))
-    with pytest.raises(InvalidInput, match="modified since it was registered"):
+    with pytest.raises(CorruptArtifact, match="modified since it was registered"):
         load(labelled, "churn", model.version)
     with fsspec.open(uri, "wb") as fh:  # put it back: later tests may load the latest version
         fh.write(data)

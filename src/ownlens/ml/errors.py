@@ -34,3 +34,11 @@ class SchemaMissing(OwnLensError):
 
     exit_code = 5
     http_status = 503
+
+
+class CorruptArtifact(OwnLensError):
+    """A model artifact fails its integrity check (checksum, manifest, or a booster file that does not load): a
+    server-side fault to repair (restore the file, or retrain), never the caller's."""
+
+    exit_code = 6
+    http_status = 500

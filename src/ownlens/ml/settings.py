@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +23,15 @@ class Settings(BaseSettings):
     artifacts: str | None = None  # where model artifacts go: a directory or an fsspec URL
     api_keys: str | None = None  # comma-separated keys the REST API accepts in X-API-Key; unset = open
     feature_cache_ttl_s: float = 60.0  # how long the API reuses a user's features read from the warehouse
+    warehouse_timeout_s: float = Field(30.0, gt=0)  # a ClickHouse server that sends nothing for this long is unavailable
+
+    @field_validator("api_keys")
+    @classmethod
+    def _some_key(cls, value: str | None) -> str | None:
+        # separators alone must not turn authentication off by accident; unset (or empty) leaves the API open
+        if value and not any(k.strip() for k in value.split(",")):
+            raise ValueError("it holds separators but no key: set comma-separated keys, or unset it to run without keys")
+        return value
 
     @property
     def home_dir(self) -> Path:

@@ -15,7 +15,7 @@ import numpy as np
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
 
-from ownlens.ml.errors import InvalidInput, NotFound, WarehouseUnavailable
+from ownlens.ml.errors import InvalidInput, NotFound, OwnLensError, SchemaMissing, WarehouseUnavailable
 from ownlens.ml.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,14 @@ def connect(dsn: str | None = None) -> Client:
         )
     if parsed.scheme == "chdb":
         return _connect_embedded(parsed)
+    timeout = get_settings().warehouse_timeout_s  # long queries stay alive: the server sends progress headers meanwhile
     try:
-        client = clickhouse_connect.get_client(dsn=dsn, connect_timeout=5, send_receive_timeout=300)
+        client = clickhouse_connect.get_client(dsn=dsn, connect_timeout=min(timeout, 10), send_receive_timeout=timeout)
     except (OperationalError, DatabaseError, OSError) as exc:
-        reason = "connection refused" if "Connection refused" in str(exc) else _first_line(exc)[:200]
+        if any(t in str(exc) for t in TIMED_OUT):
+            reason = f"it accepted the connection but did not answer within {timeout:g} s (OWNLENS_WAREHOUSE_TIMEOUT_S)"
+        else:
+            reason = "connection refused" if "Connection refused" in str(exc) else _first_line(exc)[:200]
         raise WarehouseUnavailable(f"cannot reach the ClickHouse server at {describe_dsn(dsn)}: {reason}") from exc
     return client
 
@@ -75,6 +79,10 @@ def _connect_embedded(parsed) -> Client:
     if not path or not path.startswith("/"):
         raise InvalidInput(f"embedded DSN needs an absolute path, like chdb:///home/me/.ownlens/warehouse (got {urlunparse(parsed)!r})")
     database = parse_qs(parsed.query).get("database", [None])[0]
+    problem = _unusable(path)
+    if problem:
+        raise InvalidInput(f"the embedded warehouse path {path[:120]}{'...' if len(path) > 120 else ''} {problem}: "
+                           "choose a directory with OWNLENS_HOME or OWNLENS_DSN=chdb:///abs/dir")
     try:
         with _quiet_native_stderr():  # chDB prints its lock error itself before raising
             client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
@@ -92,6 +100,26 @@ def _connect_embedded(parsed) -> Client:
         client.command("CREATE DATABASE IF NOT EXISTS {db:Identifier}", parameters={"db": database})
         client.database = database
     return client
+
+
+def _unusable(path: str) -> str | None:
+    """Why the embedded engine could not use the directory ``path`` (created if missing), or None: checked here
+    because chDB reports any such failure as an unnamed initialisation error."""
+    if any(len(part.encode()) > 255 for part in path.split("/")):
+        return "has a name longer than 255 bytes"
+    if len(path.encode()) > 4000:
+        return "is longer than 4000 bytes"
+    try:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:
+        return "is a file, not a directory"
+    except NotADirectoryError:
+        return "goes through a file, not a directory"
+    except OSError as exc:
+        return f"cannot be created ({exc.strerror.lower() if exc.strerror else exc})"
+    if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+        return "is not readable and writable by this user"
+    return None
 
 
 @contextmanager
@@ -115,6 +143,35 @@ def embedded_dsn(path: str, database: str | None = None) -> str:
     """A chdb DSN for ``path`` (and optionally a database inside it)."""
     query = urlencode({"database": database}) if database else ""
     return f"chdb://{path}" + (f"?{query}" if query else "")
+
+
+# ClickHouse's codes for a table or database that does not exist (UNKNOWN_TABLE, UNKNOWN_DATABASE)
+MISSING_OBJECT = re.compile(r"Code: (60|81)\.")
+MISSING_NAME = re.compile(r"identifier '([\w.]+)'|[Tt]able `?([\w.]+)`? does(?:n't| not) exist|[Dd]atabase `?([\w.]+)`? does")
+TIMED_OUT = ("timed out", "Read timed out", "ReadTimeout")
+
+
+def as_ownlens_error(exc: BaseException) -> OwnLensError | None:
+    """The OwnLens error a warehouse exception means (None for any other exception): a missing table is a schema
+    that was never created (exit 5), a timeout or a refused connection an unavailable warehouse (exit 4), any other
+    error the warehouse's first line (exit 4). The CLI, the API and the worker all translate through here."""
+    if isinstance(exc, OwnLensError):
+        return exc
+    if not type(exc).__module__.startswith("clickhouse_connect"):
+        return None
+    text = _first_line(exc)
+    if MISSING_OBJECT.search(str(exc)):
+        name = MISSING_NAME.search(text)
+        what = "not the OwnLens tables"
+        if name:
+            kind, found = ("database", name.group(3)) if name.group(3) else ("table", name.group(1) or name.group(2))
+            what = f"no {kind} {found.split('.')[-1]}"
+        return SchemaMissing(f"the warehouse has {what}: run `ownlens-ml init` to create the OwnLens tables "
+                             "(or check that OWNLENS_DSN names the right database)")
+    if any(t in str(exc) for t in TIMED_OUT):
+        return WarehouseUnavailable(f"the warehouse did not answer within {get_settings().warehouse_timeout_s:g} s: check that it "
+                                    "is up, or raise OWNLENS_WAREHOUSE_TIMEOUT_S")
+    return WarehouseUnavailable(f"warehouse error: {text[:300]}")
 
 
 def _first_line(exc: BaseException) -> str:

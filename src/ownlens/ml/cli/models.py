@@ -24,7 +24,7 @@ from ownlens.ml.cli.common import (
     progress,
     rounded,
 )
-from ownlens.ml.errors import InvalidInput
+from ownlens.ml.errors import InvalidInput, NotFound
 
 models_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="List, inspect, promote and roll back registered model versions.")
 app.add_typer(models_app, name="models")
@@ -138,7 +138,7 @@ def predict(
     feature_date: Optional[str] = typer.Option(None, "--date", help="Feature date to score (default: the latest built)."),
     brand: Optional[str] = typer.Option(None, "--brand", help="Only this brand (id, code or name)."),
     version: str = typer.Option("production", help="Version or stage to use (falls back to the latest when nothing is in production)."),
-    user: Optional[list[str]] = typer.Option(None, "--user", help="Predict just for these users (repeatable) and print the result."),
+    user: Optional[list[str]] = typer.Option(None, "--user", help="Predict just for these users (repeatable) and print the result; exit 3 when any has no features on the date."),
     article: Optional[list[str]] = typer.Option(None, "--article", help="With --user, for models of user x article pairs (click): the articles (repeatable)."),
     option: Optional[list[str]] = typer.Option(None, "--option", help="A lookup option of the model as name=value (repeatable), e.g. k=20 for recommendation."),
     as_json: bool = json_option(),
@@ -157,6 +157,8 @@ def predict(
     if any(ids.values()):
         keys = _keys(definition, ids)
         frame = lookup(definition, client, keys, version=version, feature_date=d, **_lookup_options(definition, option))
+        if frame.empty and frame.attrs.get("message"):  # none is known: the API's 404
+            raise NotFound(frame.attrs["message"] + " (unknown ids, or not active in the 30 days before it)")
         if as_json:
             out.print_json(json.dumps({"predictions": json.loads(frame.to_json(orient="records", date_format="iso")),
                                        "unknown_users": frame.attrs.get("unknown_users", []),
@@ -165,6 +167,8 @@ def predict(
             out.print(frame.to_string(index=False) if not frame.empty else "no predictions")
             if frame.attrs.get("message"):
                 console.print(frame.attrs["message"])
+        if frame.attrs.get("unknown"):
+            raise typer.Exit(NotFound.exit_code)  # the known ones are printed; some were not found
         return
     with progress() as bar:
         task = bar.add_task(f"scoring {name}", total=None)
@@ -188,7 +192,9 @@ def _keys(definition, ids: dict[str, list[str]]) -> list:
     extra = [flags[k] for k, v in ids.items() if v and k not in definition.entity]
     if extra:
         raise InvalidInput(f"{definition.name} does not take {', '.join(extra)}")
-    columns = [ids[e] for e in definition.entity]
+    from ownlens.ml.data.loaders import as_uuid
+
+    columns = [[as_uuid(i) for i in ids[e]] for e in definition.entity]  # a malformed id: exit 2 before any lookup
     return columns[0] if len(columns) == 1 else [tuple(k) for k in itertools.product(*columns)]
 
 

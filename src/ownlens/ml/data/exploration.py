@@ -29,8 +29,12 @@ SELECT toDate(session_start) AS day, dictGetOrNull('dict_brands', 'brand_code', 
 FROM customer_sessions GROUP BY day, brand ORDER BY day, brand
 """
 
+# a date whose 30 days have not all passed has no rates yet: its users' outcomes are still open (they would read
+# as all churned on the latest date)
 TARGET_RATES = """
-SELECT l.feature_date AS feature_date, count() AS users, avg(l.churned_30d) AS churn_rate, avg(l.converted_30d) AS conversion_rate,
+SELECT l.feature_date AS feature_date, count() AS users,
+       if(min(l.label_window_complete) = 1, avg(l.churned_30d), NULL) AS churn_rate,
+       if(min(l.label_window_complete) = 1, avg(l.converted_30d), NULL) AS conversion_rate,
        min(l.label_window_complete) AS window_complete
 FROM customer_user_labels AS l GROUP BY feature_date ORDER BY feature_date
 """
@@ -112,7 +116,10 @@ def explore(client: Client, out_dir: Path, feature_date: date | None = None) -> 
     stats = numeric_statistics(client, d)
     corr = correlations(client, d, PLOTTED)
     rates = query_frame(client, TARGET_RATES)
-    by = {name: query_frame(client, RATES_BY.format(dim=expr), {"d": d}) for name, expr in DIMENSIONS.items()}
+    complete = rates[rates["window_complete"] == 1]
+    label_d = complete["feature_date"].max() if not complete.empty else None  # the latest date with known outcomes
+    by = {} if label_d is None else {name: query_frame(client, RATES_BY.format(dim=expr), {"d": label_d})
+                                     for name, expr in DIMENSIONS.items()}
     quality = check_user_features(client, d)
     sample = query_frame(
         client,
@@ -123,7 +130,7 @@ def explore(client: Client, out_dir: Path, feature_date: date | None = None) -> 
     truth = query_frame(
         client,
         "SELECT avg(churn_probability) AS true_churn, avg(conversion_probability) AS true_conversion, count() AS users "
-        "FROM sim_user_truth WHERE feature_date = {d:Date}", {"d": d},
+        "FROM sim_user_truth WHERE feature_date = {d:Date}", {"d": label_d or d},
     )
 
     sections = []
@@ -158,22 +165,27 @@ def explore(client: Client, out_dir: Path, feature_date: date | None = None) -> 
     sections.append(("Feature correlations (all users, computed in ClickHouse)", _figure_html(fig)))
 
     target_html = _table_html(rates)
-    if not rates.empty:
+    open_dates = rates.loc[rates["window_complete"] == 0, "feature_date"]
+    if len(open_dates):
+        target_html = (f"<p>{len(open_dates)} feature date(s) from {open_dates.min()} on have no rates: their 30 days "
+                       "have not all passed, so their users' outcomes are not known yet.</p>") + target_html
+    if not complete.empty:
         fig, ax = plt.subplots(figsize=(9, 3))
-        x = pd.to_datetime(rates["feature_date"])
-        ax.plot(x, rates["churn_rate"], label="churn rate (no session in next 30 days)")
-        ax.plot(x, rates["conversion_rate"], label="conversion rate (subscribes in next 30 days)")
+        x = pd.to_datetime(complete["feature_date"])
+        ax.plot(x, complete["churn_rate"], marker="o", label="churn rate (no session in next 30 days)")
+        ax.plot(x, complete["conversion_rate"], marker="o", label="conversion rate (subscribes in next 30 days)")
         ax.set_ylim(0, None); ax.legend(); ax.grid(alpha=0.3)
         target_html = _figure_html(fig) + target_html
-    if int(truth["users"].iloc[0]):
-        target_html += "<p>Simulator's true mean probabilities on the same users: " + html.escape(
+    if int(truth["users"].iloc[0]) and label_d is not None:
+        target_html += f"<p>Simulator's true mean probabilities on the users of {label_d}: " + html.escape(
             f"churn {truth['true_churn'].iloc[0]:.3f}, conversion {truth['true_conversion'].iloc[0]:.3f}") + "</p>"
-    fig, axes = plt.subplots(1, len(by), figsize=(15, 3.2))
-    for ax, (name, frame) in zip(axes, by.items()):
-        ax.barh(frame["value"].astype(str), frame["churn_rate"], color="#c0504d")
-        ax.set_title(f"churn rate by {name}", fontsize=9)
-    fig.tight_layout()
-    target_html += _figure_html(fig) + "".join(f"<h3>by {n}</h3>" + _table_html(f) for n, f in by.items())
+    if by:
+        fig, axes = plt.subplots(1, len(by), figsize=(15, 3.2))
+        for ax, (name, frame) in zip(axes, by.items()):
+            ax.barh(frame["value"].astype(str), frame["churn_rate"], color="#c0504d")
+            ax.set_title(f"churn rate by {name} ({label_d})", fontsize=9)
+        fig.tight_layout()
+        target_html += _figure_html(fig) + "".join(f"<h3>by {n} ({label_d})</h3>" + _table_html(f) for n, f in by.items())
     sections.append(("Target variables", target_html))
 
     sections.append(("Data quality", f"<pre>{html.escape(quality.summary())}</pre>" + _table_html(quality.to_frame())))

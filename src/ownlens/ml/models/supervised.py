@@ -16,7 +16,7 @@ import pandas as pd
 from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.data.loaders import as_date
-from ownlens.ml.errors import NotFound
+from ownlens.ml.errors import InvalidInput, NotFound
 from ownlens.ml.features.customer import LABEL_HORIZON_DAYS
 from ownlens.ml.features.sets import FeatureSet
 from ownlens.ml.models import metrics as M
@@ -51,6 +51,7 @@ def train(spec: "ModelSpec", client: Client, *, feature_date=None, train_dates=N
     """Fit on dates whose labels were known by the test date (or a random split of one date) and evaluate on the
     held-out rows next to the oracle; ``tune_trials`` searches hyper-parameters first, ``cv_folds`` adds k-fold
     cross-validation on the training rows."""
+    check_training_options(spec, algorithm, params, tune_trials, cv_folds)
     t0 = time.perf_counter()
     train_rows, test_rows, how = split(spec, client, feature_date, train_dates, test_date, brand_id, limit, test_size, seed)
     how.update({"train_rows": len(train_rows), "test_rows": len(test_rows)})
@@ -70,6 +71,20 @@ def train(spec: "ModelSpec", client: Client, *, feature_date=None, train_dates=N
     model.info.update({"split": how, "trained_at": datetime.now(timezone.utc).isoformat(), "params": params or {}})
     extra["timings"] = {"fit_s": round(fit_s, 3), "total_s": round(time.perf_counter() - t0, 3)}
     return TrainingResult(model, metrics, evaluation.oracle_metrics, how, evaluation.scored, (dates.min(), dates.max()), extra)
+
+
+def check_training_options(spec: "ModelSpec", algorithm, params, tune_trials: int, cv_folds: int) -> None:
+    """Refuse bad options before any data is read: the estimator's own validation names what it accepts."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    if tune_trials < 0:
+        raise InvalidInput(f"tune_trials must be 0 (off) or a positive number of trials (got {tune_trials})")
+    if cv_folds < 0 or cv_folds == 1:
+        raise InvalidInput(f"cv_folds must be 0 (off) or at least 2 (got {cv_folds})")
+    try:
+        spec.estimator(algorithm or spec.algorithm, **(params or {}))._validate_params()
+    except (InvalidParameterError, TypeError) as exc:
+        raise InvalidInput(f"{spec.name}: {str(exc).splitlines()[0]}") from None
 
 
 def choose_decision(spec: "ModelSpec", model: TrainedModel) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from ownlens.ml.errors import InvalidInput
+from ownlens.ml.errors import CorruptArtifact, InvalidInput
 from ownlens.ml.models.spec import CategoryEncoder, matrix
 from ownlens.ml.registry import store
 from ownlens.ml.registry.artifacts import read_artifact, write_artifact
@@ -83,7 +83,11 @@ class TrainedModel:
         from ownlens.ml.models import MODELS, get
 
         files = dict(files)
-        meta = json.loads(files.pop("model.json"))
+        try:
+            meta = json.loads(files.pop("model.json"))
+            kind = json.loads(files["estimator.json"]).get("class")
+        except (KeyError, ValueError, AttributeError):
+            raise CorruptArtifact(f"{where} is corrupt: its model.json or estimator.json is missing or not JSON") from None
         if meta.get("spec") not in MODELS:
             raise InvalidInput(f"{where} holds a model of unknown kind {meta.get('spec')!r}: it was not written by OwnLens")
         model = get(meta["spec"])
@@ -92,13 +96,13 @@ class TrainedModel:
             raise InvalidInput(f"{where} names inputs that {model.name} does not have ({(unknown or list(meta['vocabularies']))[:3]}): "
                                "it was not written by OwnLens")
         estimator_class = type(model.prototype())
-        kind = json.loads(files["estimator.json"]).get("class")
         if kind != estimator_class.__name__:
             raise InvalidInput(f"{where} holds a {kind} estimator, not the {estimator_class.__name__} of {model.name}")
         try:
             estimator = estimator_class.from_files(files)
-        except (ValueError, KeyError, TypeError) as exc:  # parameters or state that no OwnLens model has
-            raise InvalidInput(f"{where} is not a valid {model.name} model: {str(exc).splitlines()[0][:200]}") from None
+        except Exception as exc:  # parameters or state no OwnLens model has, a booster file its library refuses
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise CorruptArtifact(f"{where} is corrupt: its {model.name} estimator does not load ({first}): restore it, or retrain") from None
         return cls(meta["spec"], meta["task"], meta["features"], CategoryEncoder(meta["vocabularies"]), estimator,
                    meta.get("info", {}))
 

@@ -10,9 +10,10 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
-from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.errors import CorruptArtifact, InvalidInput, NotFound
 
 MANIFEST = "manifest.json"
 FORMAT = "ownlens-model/1"
@@ -61,19 +62,28 @@ def read_artifact(uri: str, expected_sha256: str | None = None) -> dict[str, byt
     except FileNotFoundError:
         raise NotFound(f"model artifact {uri} does not exist") from None
     if expected_sha256 and sha256(data) != expected_sha256:
-        raise InvalidInput(f"model artifact {uri} has been modified since it was registered (sha256 mismatch): retrain or restore it")
+        raise CorruptArtifact(f"model artifact {uri} has been modified since it was registered (sha256 mismatch): "
+                              "restore it, or retrain")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             names = set(zf.namelist())
             if MANIFEST not in names or not names <= ALLOWED_MEMBERS:
                 raise InvalidInput(f"{uri} is not an OwnLens model artifact (unexpected contents {sorted(names - ALLOWED_MEMBERS)[:3]})")
-            manifest = json.loads(zf.read(MANIFEST))
-            files = {name: zf.read(name) for name in names if name != MANIFEST}
+            try:
+                manifest = json.loads(zf.read(MANIFEST))
+                files = {name: zf.read(name) for name in names if name != MANIFEST}
+            except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:  # a damaged member
+                raise CorruptArtifact(f"model artifact {uri} is corrupt: a member does not decompress or parse "
+                                      f"({_first_line(exc)}): restore it, or retrain") from None
     except zipfile.BadZipFile:
         raise InvalidInput(f"{uri} is not an OwnLens model artifact (not a zip; pickles are never loaded)") from None
-    if manifest.get("format") != FORMAT or set(manifest.get("files", {})) != set(files):
-        raise InvalidInput(f"{uri} is not an OwnLens model artifact (bad manifest)")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or set(manifest.get("files", {})) != set(files):
+        raise CorruptArtifact(f"model artifact {uri} is corrupt: its manifest does not list its files: restore it, or retrain")
     for name, data in files.items():
         if sha256(data) != manifest["files"][name]:
-            raise InvalidInput(f"model artifact {uri} is corrupt: {name} does not match its checksum")
+            raise CorruptArtifact(f"model artifact {uri} is corrupt: {name} does not match its checksum: restore it, or retrain")
     return files
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

@@ -60,6 +60,11 @@ def versions(client: Client, name: str | None = None) -> pd.DataFrame:
     return rows
 
 
+def registered_names(client: Client) -> list[str]:
+    """The names of the models with at least one registered version."""
+    return [name for (name,) in client.query("SELECT DISTINCT model_name FROM ml_model_registry ORDER BY model_name").result_rows]
+
+
 def next_version(client: Client, name: str, features: list[str]) -> str:
     """The version a new model of ``name`` gets: a feature list unlike the latest version's bumps the major
     number (a breaking change of the input schema), a retrain the minor."""
@@ -168,6 +173,8 @@ def promote(client: Client, name: str, version: str, stage: str = "production") 
 def rollback(client: Client, name: str) -> dict:
     """Archive the production version and bring back the one that was production before it."""
     rows = versions(client, name)
+    if rows.empty:
+        raise NotFound(f"no model named {name!r} is registered: nothing to roll back (`ownlens-ml models list` shows what is)")
     current = rows[rows["stage"] == "production"]
     if current.empty:
         raise NotFound(f"{name} has no production version to roll back")

@@ -24,6 +24,7 @@ from ownlens.ml.errors import OwnLensError
 from ownlens.ml.serving.metrics import Metrics, RequestLog
 from ownlens.ml.serving.schemas import MAX_BATCH  # noqa: F401  (the request limit, part of the API)
 from ownlens.ml.settings import Settings, get_settings
+from ownlens.ml.warehouse import as_ownlens_error
 
 log = logging.getLogger("ownlens.api")
 
@@ -56,8 +57,13 @@ def _refresh_loop(app: FastAPI, stop) -> None:
             log.exception("registry refresh failed; retrying")
 
 
-def _load_dictionaries(app: FastAPI) -> None:
-    """Load the in-memory serving dictionaries at start-up, so the first requests do not wait for them."""
+def _warm_up(app: FastAPI) -> None:
+    """Load every registered model and the in-memory serving dictionaries at start-up, so the first requests do
+    not wait for them (and /ready knows at once about an artifact that does not load)."""
+    try:
+        app.state.models.preload()
+    except Exception:  # the API stays up; requests load what they need
+        log.exception("loading the registered models at start-up failed")
     for name in SERVING_DICTIONARIES:
         started = time.perf_counter()
         try:
@@ -108,7 +114,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
         threads = [threading.Thread(target=_realtime_loop, args=(app, name, stop, realtime_interval_s),
                                     name=f"ownlens-realtime-{name}", daemon=True) for name in realtime or []]
         threads.append(threading.Thread(target=_refresh_loop, args=(app, stop), name="ownlens-registry", daemon=True))
-        threads.append(threading.Thread(target=_load_dictionaries, args=(app,), name="ownlens-dictionaries", daemon=True))
+        threads.append(threading.Thread(target=_warm_up, args=(app,), name="ownlens-warm-up", daemon=True))
         if monitor_interval_s:
             threads.append(threading.Thread(target=_monitoring_loop, args=(app, stop, monitor_interval_s, retrain_on_alert),
                                             name="ownlens-monitoring", daemon=True))
@@ -131,8 +137,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
 
     @app.exception_handler(ClickHouseError)
     async def warehouse_error(request: Request, exc: ClickHouseError):
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return JSONResponse({"error": "WarehouseUnavailable", "detail": f"warehouse error: {first[:300]}"}, status_code=503)
+        return await ownlens_error(request, as_ownlens_error(exc))
 
     app.include_router(predict.router)  # first: Starlette tries routes in order, and the hot route is here
     app.include_router(models.router)

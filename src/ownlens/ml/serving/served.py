@@ -9,7 +9,8 @@ import time
 
 from clickhouse_connect.driver.client import Client
 
-from ownlens.ml.models import get
+from ownlens.ml.errors import CorruptArtifact
+from ownlens.ml.models import MODELS, get
 from ownlens.ml.models.trained import load
 from ownlens.ml.registry import store
 from ownlens.ml.registry.abtests import ABTest, running
@@ -27,6 +28,7 @@ class ServedModels:
         self._servers: dict[tuple[str, str], object] = {}
         self._checked: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.unloadable: dict[str, str] = {}  # name -> why its version's artifact failed its integrity check
 
     def _refresh(self, name: str) -> None:
         """Re-read the registry and the running A/B test of ``name``; load any version now needed."""
@@ -34,7 +36,13 @@ class ServedModels:
         version, test = store.resolve(self.client, name, "production")["model_version"], running(self.client, name)
         needed = {version} | ({test.version_a, test.version_b} if test else set())
         for v in needed - {v for (n, v) in self._servers if n == name}:
-            self._servers[(name, v)] = model.server(self.client, load(self.client, name, v), self.feature_cache_ttl_s)
+            try:
+                trained = load(self.client, name, v)
+            except CorruptArtifact as exc:  # a server-side fault: /ready reports it until the version changes
+                self.unloadable[name] = f"{v}: {exc}"
+                raise
+            self._servers[(name, v)] = model.server(self.client, trained, self.feature_cache_ttl_s)
+        self.unloadable.pop(name, None)
         for key in [k for k in self._servers if k[0] == name and k[1] not in needed]:
             del self._servers[key]
         self._routes[name] = (version, test)
@@ -69,9 +77,24 @@ class ServedModels:
         return self._routes.get(name, (None, None))[1]
 
     def refresh(self) -> None:
-        """Re-check the registry for every loaded model (picks up promotions, rollbacks and A/B tests)."""
-        for name in list(self._routes):
-            self.server(name)
+        """Re-check the registry for every loaded (or unloadable) model: picks up promotions, rollbacks, A/B tests
+        and restored artifacts."""
+        for name in dict.fromkeys([*self._routes, *self.unloadable]):  # a restored artifact is picked up too
+            try:
+                self.server(name)
+            except CorruptArtifact:
+                pass  # still recorded in unloadable; the served version (if any) keeps answering
+
+    def preload(self) -> None:
+        """Load every registered model's served versions (at start-up, so first requests do not wait and /ready
+        knows at once about an artifact that does not load)."""
+        for name in (n for n in store.registered_names(self.client) if n in MODELS):
+            try:
+                self.server(name)
+            except CorruptArtifact:
+                pass  # recorded in unloadable
+            except Exception as exc:  # noqa: BLE001 - one model's trouble must not stop the others loading
+                self.unloadable[name] = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
 
     def loaded(self) -> dict[str, str]:
         return {name: f"A/B {test.name}: {test.version_a} | {test.version_b}" if test else version

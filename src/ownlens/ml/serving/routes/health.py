@@ -19,7 +19,8 @@ def health() -> Health:
 
 @router.get("/ready", response_model=Health, responses={503: {"model": Health}})
 def ready(request: Request, client=Depends(deps.warehouse), served=Depends(deps.served)):
-    """Readiness: the warehouse answers and its schema is current."""
+    """Readiness: the warehouse answers, its schema is current, and every registered model's served version loads
+    (503 with ``not_loadable`` naming each artifact that fails its integrity check)."""
     from clickhouse_connect.driver.exceptions import ClickHouseError
 
     from ownlens.ml import schema
@@ -30,6 +31,9 @@ def ready(request: Request, client=Depends(deps.warehouse), served=Depends(deps.
         return JSONResponse(Health(status="unavailable", detail={"warehouse": str(exc)[:200]}).model_dump(), status_code=503)
     if version < schema.latest_version():
         return JSONResponse(Health(status="schema-outdated", detail={"schema": version}).model_dump(), status_code=503)
+    if served.unloadable:  # a production artifact failed its integrity check: restore it or retrain
+        return JSONResponse(Health(status="model-not-loadable", detail={"schema": version, "not_loadable": dict(served.unloadable),
+                                                                        "models_loaded": served.loaded()}).model_dump(), status_code=503)
     return Health(status="ready", detail={"schema": version, "models_loaded": served.loaded()})
 
 
