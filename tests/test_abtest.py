@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
-from conftest import FEATURE_DATES
+from conftest import FEATURE_DATES, copy_of
 
 from ownlens.ml.errors import InvalidInput, NotFound
 from ownlens.ml.models.customer.churn import CHURN
@@ -33,11 +35,14 @@ def test_create_status_conclude(labelled, versions):
     with pytest.raises(InvalidInput, match="already running"):
         abtest.create(labelled, "churn-ab", "churn", weak, good)
     running, results = abtest.status(labelled, "churn-ab")
-    assert running.status == "running" and results["dates"] == [str(d) for d in FEATURE_DATES]
+    # both versions learnt from the first date's 30 days of outcomes: only the second is read out
+    assert running.status == "running" and results["dates"] == [str(FEATURE_DATES[1])]
+    assert list(results["excluded_dates"]) == [str(FEATURE_DATES[0])]
     arms = results["arms"]
     assert arms["A"]["version"] == weak and arms["B"]["version"] == good
     assert abs(arms["A"]["users"] - arms["B"]["users"]) < 0.2 * (arms["A"]["users"] + arms["B"]["users"])
     t = results["test"]
+    assert t["enough_data"] and 0 < t["minimum_detectable_effect"] < 0.2
     assert 0 <= t["p_value"] <= 1 and t["prob_a_best"] + t["prob_b_best"] == pytest.approx(1)
     assert (t["prob_b_best"] > 0.5) == (t["lift"] > 0)
     final = abtest.conclude(labelled, "churn-ab")
@@ -77,3 +82,44 @@ def test_batch_predictions_follow_the_arms_of_a_running_test(labelled, versions)
                             "AND prediction_date = {d:Date} GROUP BY model_version", parameters={"d": d}).result_rows
     assert dict(stored) == {v: sum(x == v for _, x in rows) for v in (good, weak)}
     abtest.conclude(labelled, "batch-ab")
+
+
+def test_readout_only_on_unseen_labelled_dates_each_user_once(sim, make_db):
+    """A version is never scored on a date it learnt from (today's bug: 'B wins' from a training date), a user on two
+    dates counts once, and a test without such dates says there is not enough data yet instead of a winner."""
+    from ownlens.ml.features.build import build_features
+    from ownlens.ml.models.rows import training_frame
+
+    client = copy_of(sim, make_db)
+    extra = date(2026, 2, 27)  # a second date after both versions' training outcomes, its labels complete
+    build_features(client, extra)
+    first, second = FEATURE_DATES
+    a = train(CHURN, client, train_dates=[first], test_date=second).model.version
+    b = train(CHURN, client, algorithm="logistic", params={}, train_dates=[first], test_date=second).model.version
+    late = train(CHURN, client, feature_date=second).model.version  # a random split of the second date: learnt from it
+    abtest.create(client, "unseen", "churn", a, b, start=first)
+    results = abtest.analyse(client, "unseen")
+    assert results["dates"] == [str(second), str(extra)]
+    users = training_frame(client, CHURN, [second, extra])["user_id"]
+    assert len(users) > users.nunique()  # users on both dates...
+    assert sum(arm["users"] for arm in results["arms"].values()) == users.nunique()  # ...are counted once
+    assert results["test"]["enough_data"]
+
+    # B learnt from the outcomes of the 30 days after the second date, which overlap the labels of both dates
+    abtest.create(client, "too-soon", "churn", a, late, start=first)
+    empty = abtest.analyse(client, "too-soon")
+    assert empty["dates"] == [] and empty["arms"] == {} and not empty["test"]["enough_data"]
+    assert "learnt from by B" in empty["excluded_dates"][str(second)] and "learnt from by B" in empty["excluded_dates"][str(extra)]
+    assert "learnt from by A" in empty["excluded_dates"][str(first)]
+    assert empty["test"]["verdict"].startswith("not enough data yet")
+    assert abtest.conclude(client, "too-soon").winner == "none"
+
+
+def test_small_arms_are_not_enough_data_and_the_detectable_effect_shrinks_with_users():
+    small = abtest.two_proportions(30, 50, 45, 50)
+    assert not small["enough_data"] and "not enough data yet" in small["verdict"]
+    big = abtest.two_proportions(3_000, 5_000, 3_050, 5_000)
+    bigger = abtest.two_proportions(12_000, 20_000, 12_200, 20_000)
+    assert big["enough_data"] and bigger["minimum_detectable_effect"] == pytest.approx(big["minimum_detectable_effect"] / 2, rel=0.02)
+    # a difference smaller than the detectable effect is no winner: the verdict says what the test could have seen
+    assert big["p_value"] > 0.05 and "detects a difference of 0.0" in big["verdict"]

@@ -43,7 +43,7 @@ def test_health_ready_and_models(api):
     assert any(m["model"] == "churn" and m["version"] == version and m["stage"] == "production" for m in listed)
     assert http.get("/models/churn").json()["version"] == version
     assert http.get("/models/nope").status_code == 404
-    assert "/predict/{name}" in http.get("/openapi.json").json()["paths"]
+    assert "/predict/churn" in http.get("/openapi.json").json()["paths"]
 
 
 def test_predict_users_with_unknowns(api, user):
@@ -68,9 +68,11 @@ def test_predict_users_with_unknowns(api, user):
     ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "JSON"),
     ({"json": {"user_ids": 5}}, 422, "list"),
     ({"json": {"user_ids": ["not-a-uuid"]}}, 422, "not a valid id"),
-    ({"json": {}}, 422, "nothing to score"),
-    ({"json": {"user_ids": [UNKNOWN] * (MAX_BATCH + 1)}}, 413, "split the batch"),
-    ({"json": {"pairs": [{"user_id": UNKNOWN, "article_id": UNKNOWN}]}}, 422, "send user_ids"),
+    ({"json": {}}, 422, "user_ids: Field required"),
+    ({"json": {"user_ids": []}}, 422, "at least 1"),
+    ({"json": {"user_ids": [UNKNOWN] * (MAX_BATCH + 1)}}, 422, f"at most {MAX_BATCH}"),
+    ({"json": {"user_ids": [UNKNOWN], "pairs": [{"user_id": UNKNOWN, "article_id": UNKNOWN}]}}, 422, "pairs: Extra inputs are not permitted"),
+    ({"json": {"user_ids": [UNKNOWN], "options": {"k": 5}}}, 422, "options"),
 ])
 def test_bad_requests_get_json_errors(api, request_kwargs, status, fragment):
     http, _, _ = api
@@ -83,7 +85,7 @@ def test_bad_requests_get_json_errors(api, request_kwargs, status, fragment):
 def test_unknown_model_is_404(api, user):
     http, _, _ = api
     response = http.post("/predict/nope", json={"user_ids": [user]})
-    assert response.status_code == 404 and "unknown model 'nope'" in response.json()["detail"]
+    assert response.status_code == 404 and response.json() == {"error": "NotFound", "detail": "no route POST /predict/nope: see /docs"}
 
 
 def test_promotion_is_picked_up_without_restart(api, user, monkeypatch):
@@ -224,15 +226,17 @@ def test_one_route_for_every_model_documented_with_its_types(api, labelled, trai
 
     http, _, _ = api
     schema = http.get("/openapi.json").json()
-    get_op = schema["paths"]["/predict/{name}/{key}"]["get"]
-    name_param = next(p for p in get_op["parameters"] if p["name"] == "name")
-    assert name_param["schema"]["enum"] == names()  # the model names as an enum
-    documented = json.dumps(get_op["responses"]["200"])
-    for name in names():  # each model's typed response
+    for name in names():  # each model's own two routes, with its typed request and response
         title = "".join(p.title() for p in name.split("_"))
-        assert f"{title}Predictions" in documented and f"{title}Predictions" in schema["components"]["schemas"]
+        get_op = schema["paths"][f"/predict/{name}/{{user_id}}"]["get"]
+        post_op = schema["paths"][f"/predict/{name}"]["post"]
+        assert f"{title}Predictions" in json.dumps(get_op["responses"]["200"]) + json.dumps(post_op["responses"]["200"])
+        assert f"{title}Request" in json.dumps(post_op["requestBody"])
+        params = {p["name"]: p for p in get_op["parameters"]}
+        assert params["user_id"]["schema"] == {"type": "string", "format": "uuid"} and params["user_id"]["in"] == "path"
+        assert {"401", "404", "413", "422", "500", "503"} <= set(get_op["responses"]) <= {"200", "401", "404", "413", "422", "500", "503"}
+    assert schema["paths"]["/predict/click/{user_id}"]["get"]["parameters"][2]["name"] == "article_id"
     assert "ChurnPrediction" in schema["components"]["schemas"]
-    assert {"401", "404", "422", "503"} <= set(get_op["responses"])
     # a model that needs more than a user says which field is missing
     user = labelled.command("SELECT toString(user_id) FROM customer_user_features WHERE feature_date = {d:Date} LIMIT 1",
                             parameters={"d": FEATURE_DATES[1]})
@@ -286,3 +290,84 @@ def test_an_artifact_that_fails_its_integrity_check_is_a_server_error_and_not_re
             assert http.get(f"/predict/engagement/{user}").status_code == 200
     finally:
         open(path, "wb").write(data)
+
+
+@pytest.fixture(scope="module")
+def live(labelled, trained):
+    """The API under uvicorn on a loopback port, keys required: what a client's socket sees."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    store.promote(labelled, "churn", trained["churn"].model.version)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = uvicorn.Server(uvicorn.Config(create_app(Settings(api_keys="k1", max_body_bytes=4096), labelled),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield port
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def _raw(port: int, head: str, body_chunks=()) -> tuple[int, dict]:
+    """Send a request by hand (headers, then any body chunks the server still takes); its status and JSON answer."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(head.encode())
+        for chunk in body_chunks:
+            try:
+                conn.sendall(chunk)
+            except OSError:  # the server answered and closed: the rest is never read
+                break
+        data = b""
+        while True:
+            header_end = data.find(b"\r\n\r\n")
+            if header_end >= 0:
+                lines = data[:header_end].decode().split("\r\n")
+                length = int(next((v for k, v in (line.split(": ", 1) for line in lines[1:]) if k.lower() == "content-length"), 0))
+                if len(data) >= header_end + 4 + length:
+                    return int(lines[0].split()[1]), json.loads(data[header_end + 4:header_end + 4 + length] or b"{}")
+            more = conn.recv(65536)
+            if not more:
+                raise AssertionError(f"connection closed after {data!r}")
+            data += more
+
+
+def test_the_key_is_checked_before_the_body_and_the_body_has_a_limit(live, user):
+    post = "POST /predict/churn HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    # 100 MB announced without a key: refused at once, before a byte of it is read
+    status, body = _raw(live, post + "Content-Length: 100000000\r\n\r\n")
+    assert status == 401 and body["error"] == "Unauthorized"
+    # with the key, the same announcement is over the limit: refused unread
+    status, body = _raw(live, post + "X-API-Key: k1\r\nContent-Length: 100000000\r\n\r\n")
+    assert status == 413 and body["error"] == "TooLarge"
+    # a chunked body that announces nothing is read only up to the limit (4 kB here)
+    chunk = b"1000\r\n" + b" " * 4096 + b"\r\n"
+    status, body = _raw(live, post + "X-API-Key: k1\r\nTransfer-Encoding: chunked\r\n\r\n", [chunk, chunk])
+    assert status == 413 and "over the limit of 4,096 bytes" in body["detail"]
+    # and a body within it is served
+    payload = json.dumps({"user_ids": [user]})
+    status, body = _raw(live, post + f"X-API-Key: k1\r\nContent-Length: {len(payload)}\r\n\r\n{payload}")
+    assert status == 200 and body["predictions"][0]["user_id"] == user
+
+
+def test_unmatched_paths_share_one_metrics_label_and_errors_share_one_shape(api):
+    http, _, _ = api
+    for i in range(50):
+        got = http.get(f"/no/such/path/{i}")
+        assert got.status_code == 404 and set(got.json()) == {"error", "detail"}
+    assert http.request("BREW", "/predict/churn").status_code in (404, 405)
+    text = http.get("/metrics").text
+    assert 'route="(unmatched)"' in text and "/no/such/path" not in text and 'method="OTHER"' in text
+    bad = http.post("/predict/churn", content=b"{not json", headers={"content-type": "application/json"})
+    assert bad.status_code == 422 and bad.json() == {"error": "InvalidInput", "detail": "body: is not valid JSON"}
+    typed = http.post("/predict/churn", json={"user_ids": 5})
+    assert typed.status_code == 422 and typed.json()["error"] == "InvalidInput" and typed.json()["detail"].startswith("user_ids:")

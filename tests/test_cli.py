@@ -247,3 +247,14 @@ def test_registry_and_training_mistakes_get_one_line(cli):
     ]:
         result = cli(args)
         assert result.returncode == code and result.stderr.count("\n") == 1 and message in result.stderr, (args, result.stderr)
+
+
+def test_log_json_writes_one_json_object_per_line(cli):
+    assert cli(["--log-json", "init"]).returncode == 0
+    simulated = cli(["--log-json", "simulate", "--users", "200", "--days", "20", "--seed", "4"])
+    failed = cli(["--log-json", "features", "build", "--date", "2031-01-01"])
+    assert simulated.returncode == 0 and failed.returncode == 3
+    lines = [line for r in (simulated, failed) for line in r.stderr.splitlines()]
+    records = [json.loads(line) for line in lines]  # no progress bar, no plain line
+    assert any(r["event"] == "simulated" and r["users"] == 200 for r in records)
+    assert records[-1]["level"] == "error" and "2031-01-01" in records[-1]["event"]

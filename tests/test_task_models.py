@@ -193,7 +193,7 @@ def test_task_models_through_the_api(trained, labelled):
         cold = http.get(f"/recommendations/{UNKNOWN}").json()
         assert cold["source"] == "live" and cold["cold_start"] and len(cold["recommendations"]) == 10
         for path, status in ((f"/recommendations/{user}?k=0", 422), ("/recommendations/not-an-id", 422),
-                             (f"/segments/{UNKNOWN}", 404), (f"/ads/placement/{user}?device=toaster", 422),
+                             (f"/segments/{UNKNOWN}", 404), (f"/ads/placement/{user}?device=toaster", 404),
                              (f"/segments/{user}?feature_date=2026-13-01", 422)):
             response = http.get(path)
             assert response.status_code == status and "detail" in response.json(), (path, response.text)
@@ -247,16 +247,18 @@ def test_ab_test_of_two_recommenders(trained, labelled):
     from ownlens.ml.monitoring import abtest
     from ownlens.ml.serving.served import ServedModels
 
-    first = trained["recommendation"].model.version
-    second = train(recommendation.RECOMMENDATION, labelled, feature_date=D1, test_date=D1).model.version
+    first = trained["recommendation"].model.version  # learnt from the week after D0
+    second = train(recommendation.RECOMMENDATION, labelled, feature_date=D0, test_date=D0).model.version
     test = abtest.create(labelled, "recs-ab", "recommendation", first, second, split=0.5, start=D0)
     try:
-        result = recommendation_batch.recommend_batch(labelled, load(labelled, "recommendation", first), D0, ab_test=test)
+        # a batch on D0 (both versions learnt from its week: never read out) and one on D1
+        for d in (D0, D1):
+            result = recommendation_batch.recommend_batch(labelled, load(labelled, "recommendation", first), d, ab_test=test)
         assert result["version"] == f"{first} | {second}"
         wrong = labelled.command(f"""
 SELECT countIf(model_version != if({abtest.VARIANT_SQL} = 'B', {{b:String}}, {{a:String}})), uniqExact(model_version)
 FROM customer_recommendations WHERE recommendation_date = {{d:Date}}""",
-                                 parameters={"test": test.test_id, "split": 0.5, "a": first, "b": second, "d": D0})
+                                 parameters={"test": test.test_id, "split": 0.5, "a": first, "b": second, "d": D1})
         assert wrong == ["0", "2"]  # every user got their arm's version, and both arms are there
         served = ServedModels(labelled)
         for user in labelled.query("SELECT DISTINCT toString(user_id) FROM customer_recommendations WHERE recommendation_date = {d:Date} "
@@ -264,9 +266,10 @@ FROM customer_recommendations WHERE recommendation_date = {{d:Date}}""",
             expected = second if abtest.variant(test.test_id, user[0], 0.5) == "B" else first
             assert served.server("recommendation", user[0]).model.version == expected
         results = abtest.analyse(labelled, "recs-ab")
-        assert results["dates"] == [str(D0)] and {a["version"] for a in results["arms"].values()} == {first, second}
+        assert results["dates"] == [str(D1)] and {a["version"] for a in results["arms"].values()} == {first, second}
+        assert list(results["excluded_dates"]) == [str(D0)]
         users = int(labelled.command("SELECT uniqExact(user_id) FROM customer_recommendations WHERE recommendation_date = {d:Date}",
-                                     parameters={"d": D0}))
+                                     parameters={"d": D1}))
         assert sum(a["users"] for a in results["arms"].values()) == users  # only the test's batch, every user once
         for arm in results["arms"].values():
             assert 0 < arm["hit_rate"] < 1 and arm["users"] > 100

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     artifacts: str | None = None  # where model artifacts go: a directory or an fsspec URL
     api_keys: str | None = None  # comma-separated keys the REST API accepts in X-API-Key; unset = open
     feature_cache_ttl_s: float = 60.0  # how long the API reuses a user's features read from the warehouse
+    max_body_bytes: int = Field(1_048_576, ge=1024)  # the API's request body limit (a full batch of 1,000 pairs is ~100 kB)
     warehouse_timeout_s: float = Field(30.0, gt=0)  # a ClickHouse server that sends nothing for this long is unavailable
 
     @field_validator("api_keys")

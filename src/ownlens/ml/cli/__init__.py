@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from ownlens.ml.cli import data, models, monitoring, run, serving  # noqa: F401  (they register their commands)
-from ownlens.ml.cli.common import app, console
+from ownlens.ml.cli.common import app, console, report_error
 from ownlens.ml.errors import InvalidInput, OwnLensError
 
 __all__ = ["app", "main"]
@@ -31,7 +31,7 @@ def main() -> None:
             first = (str(exc).strip().splitlines() or [""])[0][:300]
             error = OwnLensError(f"unexpected {type(exc).__name__}: {first} (run again with -v for the traceback, and "
                                  "please report it)")
-        sys.stderr.write(f"error: {error}\n")
+        report_error(str(error))
         sys.exit(error.exit_code)
 
 

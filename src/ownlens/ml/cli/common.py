@@ -39,33 +39,69 @@ def json_option(what: str = "the result"):
 
 
 class _JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, the message as ``event``, the record's ``fields``, and
+    a traceback (escaped into the one line) when there is one."""
+
     def format(self, record: logging.LogRecord) -> str:
         payload = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname.lower(),
                    "logger": record.name, "event": record.getMessage()}
         payload.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)
+
+
+class _PlainFormatter(logging.Formatter):
+    """``LEVEL logger: message key=value ...`` (the record's ``fields``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "fields", {})
+        record.message_with_fields = record.getMessage() + "".join(f" {k}={v}" for k, v in fields.items())
+        text = f"{record.levelname} {record.name}: {record.message_with_fields}"
+        return text + ("\n" + self.formatException(record.exc_info) if record.exc_info else "")
+
+
+LOG_JSON = False  # set by --log-json: errors, too, are then JSON lines
 
 
 @app.callback()
 def _setup(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details to stderr."),
-    log_json: bool = typer.Option(False, "--log-json", help="Write logs as JSON lines (for log shippers)."),
+    log_json: bool = typer.Option(False, "--log-json", help="Write logs (and errors) to stderr as one JSON object per line, "
+                                                            "without progress bars (for log shippers)."),
 ):
+    global LOG_JSON
+    LOG_JSON = log_json
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter() if log_json else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("ownlens")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO if verbose or log_json else logging.WARNING)
+    handler.setFormatter(_JsonFormatter() if log_json else _PlainFormatter())
+    for name, level in (("ownlens", logging.INFO if verbose or log_json else logging.WARNING), ("uvicorn", logging.WARNING)):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
     logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)  # its failures reach the user as our one-line errors
+    if log_json:
+        console.quiet = True  # progress bars and status lines would break the one-object-per-line stream
+
+
+def report_error(message: str) -> None:
+    """An error's one line on stderr: ``error: ...``, or with --log-json a JSON object."""
+    if LOG_JSON:
+        log.error(message)
+    else:
+        sys.stderr.write(f"error: {message}\n")
 
 
 def parse_date(value: str | None, option: str) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        parsed = date.fromisoformat(value)
     except ValueError:
         raise InvalidInput(f"{option} {value!r} is not a date: use YYYY-MM-DD, e.g. 2026-02-01") from None
+    from ownlens.ml.data.loaders import as_date  # (imported only when a date is given: --help stays light)
+
+    return as_date(parsed, option)
 
 
 def connect(dsn: str | None):

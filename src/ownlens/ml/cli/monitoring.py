@@ -104,10 +104,23 @@ def abtest_create(
     out.print(f"A/B test {test.name} running: {of} {a} (A) vs {b} (B, {split:.0%} of users) from {test.start}")
 
 
+def _abtest_report(name: str, results: dict) -> None:
+    """Each arm's outcomes (when there are any), the dates left out and why, and the verdict."""
+    for d, why in results.get("excluded_dates", {}).items():
+        out.print(f"left out {d}: {why}")
+    t = results["test"]
+    if results["arms"]:
+        out.print(_abtest_table(name, results))
+    if t["p_value"] is not None:
+        out.print(f"lift B-A {t['lift']:+.4f}, z {t['z']:.2f}, p {t['p_value']:.4g}; P(A best) {t['prob_a_best']:.3f}, "
+                  f"P(B best) {t['prob_b_best']:.3f}; smallest detectable difference {t['minimum_detectable_effect']:.4f}")
+    out.print(t["verdict"])
+
+
 def _abtest_table(name: str, results: dict):
     from rich.table import Table
 
-    table = Table(title=f"A/B test {name}: dates {', '.join(results['dates'])}")
+    table = Table(title=f"A/B test {name}: users once each, dates {', '.join(results['dates'])}")
     columns = [k for k in next(iter(results["arms"].values())) if k != "version"]
     for column in ("variant", "version", *columns):
         table.add_column(column, justify="right")
@@ -125,10 +138,7 @@ def abtest_status(name: str = typer.Argument(..., help="The test's name."), as_j
     if as_json:
         out.print_json(json.dumps(rounded({"test": name, "status": test.status, **results}), default=str))
         return
-    out.print(_abtest_table(name, results))
-    t = results["test"]
-    out.print(f"lift B-A {t['lift']:+.4f}, z {t['z']:.2f}, p {t['p_value']:.4g}; P(A best) {t['prob_a_best']:.3f}, "
-              f"P(B best) {t['prob_b_best']:.3f}")
+    _abtest_report(name, results)
 
 
 @abtest_app.command("conclude", epilog="Example: ownlens-ml abtest conclude churn-v2")
@@ -145,5 +155,5 @@ def abtest_conclude(
     if as_json:
         out.print_json(json.dumps(rounded({"test": name, "status": test.status, "winner": test.winner, **test.results}), default=str))
         return
-    out.print(_abtest_table(name, test.results))
-    out.print(f"winner: {test.winner} (p {test.results['test']['p_value']:.4g}, alpha {alpha})")
+    _abtest_report(name, test.results)
+    out.print(f"winner: {test.winner}")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ownlens.ml.cli.common import Dsn, app, connect, console, dsn_option, model, out
+from ownlens.ml.cli.common import Dsn, app, connect, console, dsn_option, log, model, out
 from ownlens.ml.errors import InvalidInput
 
 
@@ -43,7 +43,9 @@ def serve(
     console.print(f"serving on http://{host}:{port} (docs at /docs)" + (" with API keys" if settings.api_key_set else ""))
     app_ = create_app(settings, client, realtime=list(realtime or []), monitor_interval_s=monitor_every * 60 or None,
                       retrain_on_alert=retrain_on_alert)
-    uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
+    log.info("serving", extra={"fields": {"url": f"http://{host}:{port}", "api_keys": bool(settings.api_key_set)}})
+    # log_config=None: uvicorn's own warnings go through the handler --log-json set up, one JSON object per line
+    uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False, log_config=None)
 
 
 def _realtime_model(name: str):

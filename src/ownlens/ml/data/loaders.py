@@ -127,16 +127,22 @@ def _client(client: Client | None) -> Client:
     return client if client is not None else connect()
 
 
+FIRST_DATE, LAST_DATE = date(1970, 1, 1), date(2149, 6, 6)  # ClickHouse's Date range
+
+
 def as_date(value, name: str = "date") -> date:
-    """A date from a date, datetime or YYYY-MM-DD text; InvalidInput naming ``name`` otherwise."""
+    """A date from a date, datetime or YYYY-MM-DD text within the warehouse's Date range; InvalidInput naming
+    ``name`` otherwise (a date outside it would silently become 1970-01-01 or 2149-06-06 in ClickHouse)."""
     if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise InvalidInput(f"{name} {value!r} is not a date: use YYYY-MM-DD") from None
+        value = value.date()
+    if not isinstance(value, date):
+        try:
+            value = date.fromisoformat(str(value))
+        except ValueError:
+            raise InvalidInput(f"{name} {value!r} is not a date: use YYYY-MM-DD") from None
+    if not FIRST_DATE <= value <= LAST_DATE:
+        raise InvalidInput(f"{name} {value} is outside the warehouse's dates ({FIRST_DATE} to {LAST_DATE})")
+    return value
 
 
 def resolve_brand(client: Client, brand: str | None) -> str | None:

@@ -132,12 +132,13 @@ WHERE v.feature_date = {d:Date} AND v.user_id IN {users:Array(UUID)} AND v.featu
 """
 
 
-# The newest date's vectors from the in-memory dictionary (schema 005); rows of any other date do not match
+# The newest date's vectors from the in-memory dictionary (schema 005); rows of any other date do not match, nor
+# the default (empty) row an unknown user gets
 VECTOR_DICT_LOOKUP = """
 SELECT u, v.1, v.2, v.3
 FROM (SELECT u, dictGet('dict_user_feature_vectors', ('feature_date', 'numeric', 'categorical'), (toUUID(u), {signature:String})) AS v
       FROM (SELECT arrayJoin({users:Array(String)}) AS u))
-WHERE v.1 = {d:Date}
+WHERE v.1 = {d:Date} AND notEmpty(v.2)
 """
 
 HAS_VECTORS = """

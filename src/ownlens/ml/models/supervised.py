@@ -16,7 +16,7 @@ import pandas as pd
 from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.data.loaders import as_date
-from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.errors import InvalidInput
 from ownlens.ml.features.customer import LABEL_HORIZON_DAYS
 from ownlens.ml.features.sets import FeatureSet
 from ownlens.ml.models import metrics as M
@@ -180,27 +180,31 @@ def stored_dates(spec: "ModelSpec", client: Client) -> list:
 
 
 def ab_outcomes(spec: "ModelSpec", client: Client, test, dates=None) -> dict:
-    """Each arm's users on the labelled dates since the test started, scored by the arm's version: how often it
-    was right (its yes/no at its version's threshold matched the label), with its ROC AUC and Brier score."""
+    """Each arm's users, once each (on their first date), on the labelled dates since the test started that
+    neither version learnt from, scored by the arm's version: how often it was right (its yes/no at its
+    version's threshold matched the label), with its ROC AUC and Brier score."""
     from ownlens.ml.models.trained import load
-    from ownlens.ml.registry.abtests import variant
+    from ownlens.ml.registry.abtests import unseen_dates, variant
 
-    dates = dates or [d for d in labelled_dates(client) if d >= test.start and (test.end is None or d <= test.end)]
+    versions = {"A": load(client, spec.name, test.version_a), "B": load(client, spec.name, test.version_b)}
+    candidates = dates or [d for d in labelled_dates(client) if d >= test.start and (test.end is None or d <= test.end)]
+    dates, excluded = unseen_dates(candidates, versions, spec.label_days)
+    out: dict = {"dates": [str(d) for d in dates], "excluded_dates": excluded, "arms": {}, "counts": {}}
     if not dates:
-        raise NotFound(f"no labelled feature dates since {test.start} yet: outcomes need 30 days after a feature date")
+        return {**out, "reason": f"no feature date since {test.start} has complete {spec.label_days}-day labels and lies after "
+                                 "what both versions learnt from yet"}
     frame = training_frame(client, spec, dates)
+    frame = frame.sort_values("feature_date", kind="stable").drop_duplicates("user_id").reset_index(drop=True)
     arms = np.array([variant(test.test_id, u, test.split) for u in frame["user_id"]])
-    out: dict = {"dates": [str(d) for d in dates], "arms": {}, "counts": {}}
-    for arm, version in (("A", test.version_a), ("B", test.version_b)):
+    for arm, trained in versions.items():
         rows = frame[arms == arm]
         if rows.empty:
-            raise NotFound(f"variant {arm} has no users on {dates}: the split may be too extreme for this population")
-        trained = load(client, spec.name, version)
+            return {**out, "reason": f"variant {arm} has no users on {out['dates']}"}
         p = trained.predict_values(rows)
         correct = ((p >= trained.threshold).astype(int) == rows["label"].to_numpy()).astype(int)
-        m = M.classification_metrics(rows["label"], p)
+        m = M.classification_metrics(rows["label"], p) if rows["label"].nunique() == 2 else {"roc_auc": None, "brier": None}
         out["counts"][arm] = (int(correct.sum()), len(rows))
-        out["arms"][arm] = {"version": version, "users": len(rows), "accuracy": correct.mean(), "roc_auc": m["roc_auc"],
+        out["arms"][arm] = {"version": trained.version, "users": len(rows), "accuracy": correct.mean(), "roc_auc": m["roc_auc"],
                             "brier": m["brier"]}
     return out
 

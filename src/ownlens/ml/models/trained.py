@@ -45,6 +45,17 @@ class TrainedModel:
         """A classifier's yes/no threshold, chosen on validation rows at training (0.5 in versions made before)."""
         return float(self.info.get("threshold", 0.5))
 
+    def learned_until(self, horizon_days: int):
+        """The last day whose outcomes this version learnt from: its last training date plus the label horizon,
+        less a day (None when the version does not record its training dates). Later dates are unseen by it."""
+        split = self.info.get("split") or {}
+        dates = split.get("train_dates") or split.get("dates") or []
+        if not dates:
+            return None
+        from datetime import date, timedelta
+
+        return max(date.fromisoformat(str(d)[:10]) for d in dates) + timedelta(days=horizon_days - 1)
+
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         return matrix(frame, self.features, self.encoder)
 

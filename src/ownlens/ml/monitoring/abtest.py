@@ -58,26 +58,53 @@ def create(client: Client, name: str, model: str, version_a: str, version_b: str
     return test
 
 
-def two_proportions(k_a: int, n_a: int, k_b: int, n_b: int) -> dict:
+MIN_USERS_PER_ARM = 100  # and 10 outcomes of each kind per arm: below that the normal approximation misleads
+POWER = 0.8
+
+
+def two_proportions(k_a: int, n_a: int, k_b: int, n_b: int, alpha: float = 0.05) -> dict:
+    """The two-proportion z-test of B's rate against A's (users independent, each counted once), the Bayesian
+    probability that each is best, and the smallest difference the test could detect (at ``alpha`` with 80 % power)."""
+    from scipy.stats import norm
+
     p_a, p_b = k_a / n_a, k_b / n_b
     pooled = (k_a + k_b) / (n_a + n_b)
     se = math.sqrt(max(pooled * (1 - pooled) * (1 / n_a + 1 / n_b), 1e-18))
     z = (p_b - p_a) / se
     p_value = math.erfc(abs(z) / math.sqrt(2))  # two-sided
+    mde = (norm.ppf(1 - alpha / 2) + norm.ppf(POWER)) * se
     rng = np.random.default_rng(0)  # Beta(1 + successes, 1 + failures) posteriors; fixed seed: same answer every time
     draws_a = rng.beta(1 + k_a, 1 + n_a - k_a, 200_000)
     draws_b = rng.beta(1 + k_b, 1 + n_b - k_b, 200_000)
     prob_b = float((draws_b > draws_a).mean())
-    return {"rate_a": p_a, "rate_b": p_b, "lift": p_b - p_a, "z": z, "p_value": p_value,
-            "prob_a_best": 1 - prob_b, "prob_b_best": prob_b}
+    short = [f"{arm} has {n:,} users" if n < MIN_USERS_PER_ARM else f"{arm} has only {min(k, n - k)} users of one outcome"
+             for arm, k, n in (("A", k_a, n_a), ("B", k_b, n_b)) if n < MIN_USERS_PER_ARM or min(k, n - k) < 10]
+    enough = not short
+    if not enough:
+        verdict = f"not enough data yet: {'; '.join(short)} (at least {MIN_USERS_PER_ARM} and 10 of each outcome per arm)"
+    elif p_value < alpha:
+        verdict = f"{'B' if p_b > p_a else 'A'} is better: {p_b - p_a:+.4f} (p {p_value:.3g} < {alpha})"
+    else:
+        verdict = (f"no significant difference (p {p_value:.3g}); with these users the test detects a difference of "
+                   f"{mde:.4f} or more 80 % of the time")
+    return {"rate_a": p_a, "rate_b": p_b, "lift": p_b - p_a, "z": z, "p_value": p_value, "alpha": alpha,
+            "minimum_detectable_effect": mde, "prob_a_best": 1 - prob_b, "prob_b_best": prob_b,
+            "enough_data": enough, "verdict": verdict}
 
 
-def analyse(client: Client, name: str, dates: list[date] | None = None) -> dict:
-    """Each arm's outcomes (the model's own, see ``model.ab_outcomes``) and the significance of the difference."""
+def analyse(client: Client, name: str, dates: list[date] | None = None, alpha: float = 0.05) -> dict:
+    """Each arm's outcomes (the model's own, see ``model.ab_outcomes``: users counted once, on dates neither version
+    learnt from) and the significance of the difference; ``test.enough_data`` is false, and ``test.verdict``
+    says why, until there are enough."""
     test = get(client, name)
     outcomes = get_model(test.model).ab_outcomes(client, test, dates)
     counts = outcomes.pop("counts")
-    outcomes["test"] = two_proportions(*counts["A"], *counts["B"])
+    reason = outcomes.pop("reason", None)
+    if reason is not None or set(counts) != {"A", "B"}:
+        outcomes["test"] = {"enough_data": False, "verdict": f"not enough data yet: {reason}", "p_value": None,
+                            "minimum_detectable_effect": None, "alpha": alpha}
+    else:
+        outcomes["test"] = two_proportions(*counts["A"], *counts["B"], alpha=alpha)
     return outcomes
 
 
@@ -91,13 +118,13 @@ def status(client: Client, name: str) -> tuple[ABTest, dict]:
 
 
 def conclude(client: Client, name: str, alpha: float = 0.05) -> ABTest:
-    """Final analysis: the winner is the better arm when p < ``alpha``, else 'none'."""
+    """Final analysis: the winner is the better arm when there is enough data and p < ``alpha``, else 'none'."""
     test = get(client, name)
     if test.status == "concluded":
         raise InvalidInput(f"A/B test {name!r} is already concluded (winner: {test.winner or 'none'})")
-    results = analyse(client, name)
+    results = analyse(client, name, alpha=alpha)
     t = results["test"]
-    winner = ("B" if t["lift"] > 0 else "A") if t["p_value"] < alpha else "none"
+    winner = ("B" if t["lift"] > 0 else "A") if t["enough_data"] and t["p_value"] < alpha else "none"
     final = ABTest(**{**test.__dict__, "status": "concluded", "end": datetime.now(timezone.utc).date(),
                       "results": results, "winner": winner})
     write(client, final)

@@ -58,6 +58,20 @@ class ABTest:
         return self.version_b if variant(self.test_id, user_id, self.split) == "B" else self.version_a
 
 
+def unseen_dates(candidates, versions: dict, horizon_days: int) -> tuple[list[date], dict[str, str]]:
+    """The ``candidates`` neither version learnt from (after each one's last training date and label horizon), and
+    why each other date was left out: a readout on a training date would score a version on its own lessons."""
+    learned = {arm: m.learned_until(horizon_days) for arm, m in versions.items()}
+    kept, excluded = [], {}
+    for d in sorted(set(candidates)):
+        seen = [f"{arm} ({versions[arm].version})" for arm, until in learned.items() if until is not None and d <= until]
+        if seen:
+            excluded[str(d)] = f"learnt from by {' and '.join(seen)}"
+        else:
+            kept.append(d)
+    return kept, excluded
+
+
 def _row_to_test(r) -> ABTest:
     return ABTest(str(r[0]), r[1], r[2], r[3], r[4], float(r[5]), r[6], r[8], r[9], json.loads(r[10] or "{}"), r[11])
 

@@ -8,7 +8,6 @@ number of replicas can run side by side.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -17,10 +16,13 @@ from contextlib import asynccontextmanager
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ownlens.ml import __version__
 from ownlens.ml.errors import OwnLensError
+from ownlens.ml.serving.guard import Guard
 from ownlens.ml.serving.metrics import Metrics, RequestLog
 from ownlens.ml.serving.schemas import MAX_BATCH  # noqa: F401  (the request limit, part of the API)
 from ownlens.ml.settings import Settings, get_settings
@@ -68,7 +70,7 @@ def _warm_up(app: FastAPI) -> None:
         started = time.perf_counter()
         try:
             app.state.client.command(RELOAD, parameters={"name": name})
-            log.info(json.dumps({"event": "dictionary_loaded", "dictionary": name, "s": round(time.perf_counter() - started, 2)}))
+            log.info("dictionary loaded", extra={"fields": {"dictionary": name, "s": round(time.perf_counter() - started, 2)}})
         except Exception as exc:  # an empty or missing dictionary only means lookups go to the tables
             log.info("serving dictionary %s not loaded: %s", name, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
 
@@ -81,8 +83,8 @@ def _monitoring_loop(app: FastAPI, stop, interval_s: float, retrain: bool) -> No
     while not stop.is_set():
         try:
             for report in scheduled_pass(app.state.client, done, retrain=retrain):
-                log.info(json.dumps({"event": "monitoring", "model": report.model, "date": str(report.current),
-                                     "alerts": len(report.alerts)}))
+                log.info("monitoring", extra={"fields": {"model": report.model, "date": str(report.current),
+                                                         "alerts": len(report.alerts)}})
         except Exception:  # the API stays up; the next pass tries again
             log.exception("scheduled monitoring failed; retrying in %s s", interval_s)
         stop.wait(interval_s)
@@ -129,6 +131,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
                   description="Predictions of every model from its production version in the OwnLens registry, read from the warehouse.")
     app.state.metrics = metrics
     app.state.settings = settings
+    app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes)  # inside the request log: refusals are logged too
     app.add_middleware(RequestLog, metrics=metrics)
 
     @app.exception_handler(OwnLensError)
@@ -138,6 +141,24 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
     @app.exception_handler(ClickHouseError)
     async def warehouse_error(request: Request, exc: ClickHouseError):
         return await ownlens_error(request, as_ownlens_error(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        # the one error shape for FastAPI's own validation too: where, and what is wrong, in one line
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "request"
+        detail = first.get("msg", "invalid request")
+        if first.get("type") == "json_invalid":
+            where, detail = "body", "is not valid JSON"
+        return JSONResponse({"error": "InvalidInput", "detail": f"{where}: {detail}"}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400:  # a body FastAPI could not decode (not UTF-8 JSON): invalid input, as any other
+            return JSONResponse({"error": "InvalidInput", "detail": "body: is not valid JSON"}, status_code=422)
+        kind = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+        detail = f"no route {request.method} {request.url.path}: see /docs" if exc.status_code in (404, 405) else str(exc.detail)
+        return JSONResponse({"error": kind, "detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     app.include_router(predict.router)  # first: Starlette tries routes in order, and the hot route is here
     app.include_router(models.router)

