@@ -46,7 +46,7 @@ def _publisher(path: str, name: str, users: int, seed: int, drift_at: date | Non
     reference = START + timedelta(days=49)
     for d in (*train_dates, reference):
         build_features(client, d)
-    result = train(CHURN, client, train_dates=train_dates[:1], test_date=train_dates[1])
+    result = train(CHURN, client, feature_date=train_dates[1])  # a random split of one date: a time split needs 30 days more
     store.promote(client, "churn", result.model.version)
     predict_batch(CHURN, client, result.model, reference)
     return client, result.model, reference
@@ -68,15 +68,16 @@ def _walk(client, model, reference: date, days: list[date]) -> list[dict]:
         out.append({"date": str(d), "alerts": report.alerts, "seconds": round(time.perf_counter() - t, 2),
                     "monitor_seconds": round(time.perf_counter() - t_monitor, 2),
                     "prediction": _brief(report.prediction_drift) if report.prediction_drift else None,
-                    "most_shifted": [_brief(x) for x in sorted(report.drift, key=lambda x: -(x.ks_statistic or x.psi))[:4]]})
+                    "most_shifted": [_brief(x) for x in sorted((x for x in report.drift if not x.skipped and not x.trending),
+                                                                     key=lambda x: -x.size)[:4]]})
         print(d, len(report.alerts), "alerts", report.alerts[:3], "| predictions", out[-1]["prediction"],
               "| most shifted", out[-1]["most_shifted"][:2], flush=True)
     return out
 
 
 def _brief(d) -> dict:
-    return {"name": d.name, "psi": round(d.psi, 4), "ks": round(d.ks_statistic, 4) if d.ks_statistic is not None else None,
-            "status": d.status}
+    return {"name": d.name, "wasserstein_sd": round(d.wasserstein, 4) if d.wasserstein is not None else None, "psi": round(d.psi, 4),
+            "ks": round(d.ks_statistic, 4) if d.ks_statistic is not None else None, "status": d.status}
 
 
 def _evidently(client, reference: date, current: date) -> list[dict] | None:

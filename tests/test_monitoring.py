@@ -1,4 +1,5 @@
-"""Drift detection in ClickHouse: an injected shift is caught, an unshifted week is not; statistics match scipy."""
+"""Drift detection in ClickHouse: an injected shift is caught, an unshifted week is not; the same shift gets the same
+decision at any sample size; a reference too young for an input is not used for it; statistics match scipy."""
 
 from __future__ import annotations
 
@@ -46,7 +47,11 @@ def test_injected_shift_is_detected_and_steady_data_is_not(drifted, steady):
     assert calm["sessions_last_7d"].status == "ok", calm
     assert shifted["sessions_last_7d"].psi > 3 * calm["sessions_last_7d"].psi
     assert shifted["sessions_last_7d"].ks_statistic > 2 * calm["sessions_last_7d"].ks_statistic
+    assert shifted["sessions_last_7d"].wasserstein > 3 * calm["sessions_last_7d"].wasserstein
     assert calm["preferred_device_type_id"].status == "ok"
+    # the whole model: the drifted publisher alerts, the steady one does not
+    assert monitor(drifted, CHURN, AFTER, BEFORE).alerts
+    assert not monitor(steady, CHURN, AFTER, BEFORE).alerts
 
 
 def test_drift_statistics_match_an_independent_computation(drifted):
@@ -62,6 +67,8 @@ def test_drift_statistics_match_an_independent_computation(drifted):
     psi = np.sum((c - r) * np.log((c + 1e-4) / (r + 1e-4)))
     js = jensenshannon(r, c) ** 2  # scipy returns the distance: the square root of the divergence
     assert d.psi == pytest.approx(psi, rel=1e-6) and d.js == pytest.approx(js, rel=1e-6)
+    w = stats.wasserstein_distance(values[BEFORE], values[AFTER]) / values[BEFORE].std()
+    assert d.wasserstein == pytest.approx(w, rel=1e-9)
 
 
 def test_monitor_writes_rows_once_per_date(drifted):
@@ -78,12 +85,13 @@ def test_monitor_writes_rows_once_per_date(drifted):
 def test_a_model_can_set_its_own_drift_thresholds(steady):
     from ownlens.ml.monitoring.drift import Thresholds
 
-    strict = replace(CHURN, input_thresholds=Thresholds(psi_warn=0.0, psi_alert=0.0, ks_warn=0.0, ks_alert=0.0, ks_p=1.1))
+    strict = replace(CHURN, input_thresholds=Thresholds(wasserstein_warn=0.0, wasserstein_alert=0.0, psi_warn=0.0, psi_alert=0.0))
     default = {d.name: d.status for d in monitor(steady, CHURN, AFTER, BEFORE).drift}
     report = monitor(steady, strict, AFTER, BEFORE)
     assert "alert" not in default.values()  # steady data: nothing alerts by default
-    assert {d.status for d in report.drift if d.name not in CHURN.features.trending} == {"alert"}  # everything does at 0
-    assert {d.status for d in report.drift if d.name in CHURN.features.trending} <= {"trend"}
+    compared = [d for d in report.drift if not d.skipped]
+    assert {d.status for d in compared if d.name not in CHURN.features.trending} == {"alert"}  # everything does at 0
+    assert {d.status for d in compared if d.name in CHURN.features.trending} <= {"trend"}
 
 
 def test_monitor_rejects_bad_dates(steady):
@@ -134,11 +142,14 @@ def test_scheduled_pass_covers_the_latest_date_and_completed_labels_once(labelle
 def test_thresholds_inputs_predictions_and_trending_inputs():
     from ownlens.ml.monitoring.drift import PREDICTION_THRESHOLDS, Drift
 
-    shift = dict(name="x", kind="numeric", psi=0.06, js=0.01, ks_statistic=0.12, ks_p_value=1e-6, reference_rows=5000, current_rows=5000)
-    assert Drift(**shift).status == "warning"  # an input: KS 0.12 warns
+    shift = dict(name="x", kind="numeric", psi=0.06, js=0.01, ks_statistic=0.12, ks_p_value=1e-6, reference_rows=5000,
+                 current_rows=5000, wasserstein=0.12)
+    assert Drift(**shift).status == "warning"  # an input: 0.12 sd of Wasserstein distance warns
     assert Drift(**shift, thresholds=PREDICTION_THRESHOLDS).status == "alert"  # predictions: the same shift alerts
-    assert Drift(**(shift | {"psi": 0.3}), trending=True).status == "trend"
-    assert Drift(**(shift | {"ks_p_value": 0.2})).status == "ok"  # not significant: the KS size does not count
+    assert Drift(**(shift | {"wasserstein": 0.3}), trending=True).status == "trend"
+    assert Drift(**(shift | {"psi": 0.9, "ks_statistic": 0.5})).status == "warning"  # numbers: only the distance decides
+    assert Drift(**(shift | {"kind": "categorical", "wasserstein": None, "psi": 0.3})).status == "alert"  # categories: PSI
+    assert Drift(**shift, skipped="the reference holds one value only").status == "skipped"
 
 
 def test_alerts_can_retrain_a_challenger_promoted_only_if_at_least_as_good(labelled):
@@ -152,10 +163,10 @@ def test_alerts_can_retrain_a_challenger_promoted_only_if_at_least_as_good(label
 
     weak = train(CHURN, labelled, algorithm="logistic", params={}, limit=300).model.version
     store.promote(labelled, "churn", weak)
-    quiet = MonitoringReport("churn", weak, FEATURE_DATES[1], FEATURE_DATES[0])
+    quiet = MonitoringReport("churn", weak, FEATURE_DATES[1], [FEATURE_DATES[0]])
     assert retrain_on_alert(labelled, CHURN, quiet) is None  # no alert, no training
-    shifted = Drift("sessions_last_7d", "numeric", 0.6, 0.1, 0.3, 1e-9, 1000, 1000)
-    duel = retrain_on_alert(labelled, CHURN, MonitoringReport("churn", weak, FEATURE_DATES[1], FEATURE_DATES[0], drift=[shifted]))
+    shifted = Drift("sessions_last_7d", "numeric", 0.6, 0.1, 0.3, 1e-9, 1000, 1000, wasserstein=0.5)
+    duel = retrain_on_alert(labelled, CHURN, MonitoringReport("churn", weak, FEATURE_DATES[1], [FEATURE_DATES[0]], drift=[shifted]))
     assert duel["production_version"] == weak and duel["metric"] == "roc_auc"
     assert duel["new"] > duel["production"]  # full XGBoost beats a 300-row logistic regression...
     assert duel["promoted"] and store.get(labelled, "churn", "production")["model_version"] == duel["version"]
@@ -170,3 +181,56 @@ def test_alerts_can_retrain_a_challenger_promoted_only_if_at_least_as_good(label
     _, worse = retrain(CHURN, labelled, algorithm="logistic", params={}, limit=300)  # a weak challenger stays a candidate
     assert not worse["promoted"] and worse["new"] < worse["production"]
     assert store.get(labelled, "churn", "production")["model_version"] == duel["version"]
+
+
+@pytest.mark.parametrize("current, expected", [
+    ("randNormal(0.5, 1)", "alert"),  # the mean moves half a standard deviation
+    ("randNormal(0, 1)", "ok"),
+    ("exp(randNormal(0, 1.25))", "alert"),  # a log-normal's spread grows, its median stays (Evidently catches it)
+])
+def test_the_same_shift_gets_the_same_decision_at_any_sample_size(db, current, expected):
+    from ownlens.ml.monitoring.drift import column_drift
+
+    reference = "exp(randNormal(0, 1))" if current.startswith("exp") else "randNormal(0, 1)"
+    decisions = {}
+    for rows in (100_000, 1_000_000):
+        db.command("DROP TABLE IF EXISTS sample")
+        db.command(f"CREATE TABLE sample ENGINE = MergeTree ORDER BY tuple() AS SELECT toFloat64({reference}) AS v, 1 AS is_ref "
+                   f"FROM numbers({rows}) UNION ALL SELECT toFloat64({current}), 0 FROM numbers({rows})")
+        decisions[rows] = column_drift(db, "SELECT v, is_ref = 1 AS is_ref FROM sample", {}, "v", "numeric")
+    assert {d.status for d in decisions.values()} == {expected}, decisions
+    small, big = decisions.values()
+    assert small.wasserstein == pytest.approx(big.wasserstein, abs=0.02)  # the statistic does not move with the sample
+
+
+def test_a_reference_too_young_for_an_input_is_not_used_for_it(drifted):
+    """A reference 21 days after the data starts has not filled any 30-day window: comparing with it would alert on
+    every windowed input of a steady publisher. Those inputs are skipped, named, and never alerted."""
+    young = date(2026, 1, 26)
+    build_features(drifted, young)
+    report = monitor(drifted, CHURN, BEFORE, young)
+    assert report.drift and {d.status for d in report.drift} == {"skipped"} and not report.alerts
+    assert "30 days of data" in report.drift[0].skipped
+    # 49 days of history: everything but the 30-60-day window is compared
+    older = {d.name: d for d in monitor(drifted, CHURN, AFTER, BEFORE).drift}
+    assert older["sessions_prev_30d"].status == "skipped" and "60 days" in older["sessions_prev_30d"].skipped
+    assert all(not d.skipped for name, d in older.items() if name != "sessions_prev_30d")
+    stored = drifted.query("SELECT status, count() FROM ml_model_monitoring WHERE model_name = 'churn' AND monitoring_date = {d:Date} "
+                           "AND monitor_type = 'feature_drift' GROUP BY status", parameters={"d": BEFORE}).result_rows
+    assert dict(stored) == {"skipped": len(CHURN.features.columns)}
+
+
+def test_every_path_compares_with_the_production_versions_training_data(drifted):
+    """`monitor`, the demo's run and `serve`'s schedule give a date the same alerts: all compare with the dates the
+    production version learnt from."""
+    from ownlens.ml.models.runs import train
+    from ownlens.ml.pipelines.monitoring import scheduled_pass
+    from ownlens.ml.registry import store
+
+    version = train(CHURN, drifted, feature_date=BEFORE).model.version  # learnt from BEFORE
+    store.promote(drifted, "churn", version)
+    default = monitor(drifted, CHURN, AFTER)
+    assert default.references == [BEFORE] and default.alerts
+    assert default.alerts == monitor(drifted, CHURN, AFTER, BEFORE).alerts
+    [scheduled] = [r for r in scheduled_pass(drifted, set()) if r.model == "churn" and r.current == AFTER]
+    assert scheduled.references == [BEFORE] and scheduled.alerts == default.alerts

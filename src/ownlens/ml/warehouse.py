@@ -186,6 +186,54 @@ def identifier(name: str) -> str:
     return name
 
 
+# Scratch tables (staging copies, raw scores) carry this prefix. A killed step leaves its scratch tables behind; the
+# first scratch table a process makes sweeps away those no live step owns: on the embedded warehouse (one process)
+# every one this process did not make, on a server those older than a day (another process may be using newer ones).
+SCRATCH_PREFIX = "_ownlens_tmp_"
+OLDER_PREFIXES = ("_staging_", "_pred_raw_", "_pred_domain_", "_pred_all_", "_segments_", "_recs_", "_ads_", "_sim_events_staging")
+STALE_ON_A_SERVER_S = 24 * 3600
+LEFTOVERS = """
+SELECT name FROM system.tables
+WHERE database = currentDatabase() AND multiSearchAny(name, {prefixes:Array(String)}) AND match(name, '^_')
+  AND metadata_modification_time <= now() - {age:UInt32}
+"""
+_live_scratch: set[str] = set()
+_swept: set[tuple[int, str]] = set()
+
+
+def is_embedded(client: Client) -> bool:
+    return type(client).__name__ == "ChdbClient"
+
+
+def sweep_scratch(client: Client) -> list[str]:
+    """Drop the scratch tables that killed steps left behind (see SCRATCH_PREFIX); returns their names."""
+    age = 0 if is_embedded(client) else STALE_ON_A_SERVER_S
+    found = [n for (n,) in client.query(LEFTOVERS, parameters={"prefixes": [SCRATCH_PREFIX, *OLDER_PREFIXES], "age": age}).result_rows
+             if n not in _live_scratch and n.startswith((SCRATCH_PREFIX, *OLDER_PREFIXES))]
+    for name in found:
+        client.command("DROP TABLE IF EXISTS {t:Identifier}", parameters={"t": name})
+    if found:
+        log.info("dropped %d scratch table(s) left by an interrupted step", len(found), extra={"fields": {"tables": found[:20]}})
+    return found
+
+
+def scratch_table(client: Client, kind: str) -> str:
+    """A new scratch table name of this process (``kind`` says what for); drop it with :func:`drop_scratch`."""
+    key = (id(client), str(client.database))
+    if key not in _swept:
+        _swept.add(key)
+        sweep_scratch(client)
+    name = f"{SCRATCH_PREFIX}{identifier(kind)}_{uuid.uuid4().hex[:12]}"
+    _live_scratch.add(name)
+    return name
+
+
+def drop_scratch(client: Client, *names: str) -> None:
+    for name in names:
+        client.command("DROP TABLE IF EXISTS {t:Identifier}", parameters={"t": name})
+        _live_scratch.discard(name)
+
+
 def replace_partition(
     client: Client, table: str, partition: object, select_sql: str | None = None, parameters: dict | None = None,
     *, rows: "pa.Table | None" = None, partition_type: str | tuple[str, ...] = "Date", keep: str | None = None,
@@ -205,7 +253,7 @@ def replace_partition(
         partition_params = {f"p{i}": v for i, v in enumerate(partition)}
     else:
         partition_sql, partition_params = f"{{p:{partition_type}}}", {"p": partition}
-    staging = f"_staging_{table}_{uuid.uuid4().hex[:12]}"
+    staging = scratch_table(client, table)
     client.command(f"CREATE TABLE {staging} AS {table}")
     try:
         if rows is not None:
@@ -222,7 +270,7 @@ def replace_partition(
         )
         return written
     finally:
-        client.command(f"DROP TABLE IF EXISTS {staging}")
+        drop_scratch(client, staging)
 
 
 RELOAD_DICTIONARY = "SYSTEM RELOAD DICTIONARY {name:Identifier}"

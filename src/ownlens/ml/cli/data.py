@@ -159,9 +159,11 @@ def explore(
 
 @app.command(epilog="Example: ownlens-ml status --json")
 def status(dsn: Dsn = dsn_option(), as_json: bool = json_option()):
-    """Show the warehouse: schema version, data range, rows per table, feature dates built."""
+    """Show the warehouse: schema version, data range, rows per table, feature dates built; exits 1 when the data
+    is incomplete (a simulation was killed before it finished)."""
     from ownlens.ml import schema
     from ownlens.ml.features.build import data_range
+    from ownlens.ml.simulation.publisher import unfinished
     from ownlens.ml.warehouse import describe_dsn, resolve_dsn
 
     client = connect(dsn)
@@ -169,11 +171,18 @@ def status(dsn: Dsn = dsn_option(), as_json: bool = json_option()):
     span = data_range(client)
     rows = dict(client.query(TABLE_ROWS).result_rows)
     dates = [str(d) for (d,) in client.query(FEATURE_DATES).result_rows]
+    started = unfinished(client)
+    incomplete = (f"a simulation started at {started} did not finish, so the data is partial: run `ownlens-ml simulate` "
+                  "again" if started is not None else None)
     payload = {"dsn": describe_dsn(resolve_dsn(dsn)), "schema_version": schema.current_version(client),
+               "complete": incomplete is None, "incomplete": incomplete,
                "data_from": str(span[0]) if span else None, "data_to": str(span[1]) if span else None,
                "feature_dates": dates, "rows": {k: int(v or 0) for k, v in rows.items()}}
     if as_json:
         out.print_json(json.dumps(payload))
-        return
-    emit({k: v for k, v in payload.items() if k != "rows"}, False, "warehouse")
-    emit({k: v for k, v in payload["rows"].items() if v}, False, "rows")
+    else:
+        emit({k: v for k, v in payload.items() if k not in ("rows", "incomplete")}, False, "warehouse")
+        emit({k: v for k, v in payload["rows"].items() if v}, False, "rows")
+    if incomplete:
+        console.print(f"incomplete: {incomplete}")
+        raise typer.Exit(1)

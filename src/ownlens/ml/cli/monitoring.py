@@ -34,15 +34,16 @@ app.add_typer(abtest_app, name="abtest")
 def monitor(
     name: str = typer.Argument(..., metavar="MODEL", help=f"Model name: {MODEL_NAMES}."),
     current: Optional[str] = typer.Option(None, "--date", help="Date to check (default: the latest feature date)."),
-    reference: Optional[str] = typer.Option(None, help="Date to compare with (default: the end of the production version's training window)."),
+    reference: Optional[str] = typer.Option(None, help="Date to compare with (default: the production version's training dates)."),
     fail_on_alert: bool = typer.Option(False, help="Exit with code 1 when anything drifted past the alert threshold."),
     retrain_on_alert: bool = typer.Option(False, help="On alerts, train a challenger and promote it if it scores at least as "
                                                       "well as production on the same test rows."),
     as_json: bool = json_option("the full report"),
     dsn: Dsn = dsn_option(),
 ):
-    """Drift of a model's inputs and stored predictions (PSI, JS, KS, in ClickHouse) and the realised performance of
-    its stored outputs once their outcomes are known, into ml_model_monitoring."""
+    """Drift of a model's inputs and stored predictions against the production version's training data (Wasserstein
+    distance in standard deviations for numbers, PSI for categories; JS and KS beside them; in ClickHouse) and the
+    realised performance of its stored outputs once their outcomes are known, into ml_model_monitoring."""
     from rich.table import Table
 
     from ownlens.ml.data.loaders import latest_feature_date
@@ -59,23 +60,31 @@ def monitor(
     if as_json:
         out.print_json(json.dumps(rounded(report.to_dict()), default=str))
     else:
-        rows = sorted(report.drift, key=lambda x: -x.psi)
+        rows = sorted(report.drift, key=lambda x: (bool(x.skipped), -(x.size if x.size == x.size else 0)))
         if report.prediction_drift:
             rows.insert(0, report.prediction_drift)
         if rows:
-            table = Table(title=f"{name} {report.version}: {report.reference or '(no earlier features)'} → {report.current}")
-            for column in ("input", "PSI", "JS", "KS", "status"):
+            since = ", ".join(str(r) for r in report.references) or "(no earlier features)"
+            table = Table(title=f"{name} {report.version}: {since} → {report.current}")
+            for column in ("input", "Wasserstein (sd)", "PSI", "JS", "KS", "status"):
                 table.add_column(column, justify="right")
             for x in rows:
-                table.add_row(x.name, f"{x.psi:.3f}", f"{x.js:.3f}", "" if x.ks_statistic is None else f"{x.ks_statistic:.3f}", x.status)
+                table.add_row(x.name, "" if x.wasserstein is None else f"{x.wasserstein:.3f}", "" if x.skipped else f"{x.psi:.3f}",
+                              "" if x.skipped else f"{x.js:.3f}", "" if x.ks_statistic is None else f"{x.ks_statistic:.3f}", x.status)
             out.print(table)
+            skipped = [x.name for x in rows if x.skipped]
+            if skipped:
+                out.print(f"skipped {', '.join(skipped)}: {next(x.skipped for x in rows if x.skipped)}")
+        for note in report.notes:
+            out.print(note)
         if report.performance:
             emit(report.performance, False, f"{name} {report.version} on {d}: realised performance (written to ml_model_monitoring)")
         if report.alerts:
             i = definition.input_thresholds or INPUT_THRESHOLDS
             p = definition.prediction_thresholds or PREDICTION_THRESHOLDS
-            console.print(f"{len(report.alerts)} past the alert threshold (inputs: PSI >= {i.psi_alert} or KS >= {i.ks_alert}; "
-                          f"predictions: PSI >= {p.psi_alert} or KS >= {p.ks_alert}); rows written to ml_model_monitoring")
+            console.print(f"{len(report.alerts)} past the alert threshold (inputs: Wasserstein >= {i.wasserstein_alert} sd or "
+                          f"PSI >= {i.psi_alert}; predictions: Wasserstein >= {p.wasserstein_alert} sd or PSI >= {p.psi_alert}); "
+                          "rows written to ml_model_monitoring")
     if retrain_on_alert and report.alerts:
         from ownlens.ml.pipelines.monitoring import retrain_on_alert as retrain
 

@@ -65,13 +65,21 @@ def registered_metrics(result: TrainingResult) -> dict:
     return metrics
 
 
+_live_runs: set[str] = set()  # this process's runs in progress
+
+
 @contextmanager
 def recorded_run(client: Client, name: str, parameters: dict):
     """Record a training attempt in ml_model_training_runs: ``running`` now, then ``succeeded`` or ``failed``
-    (with the error) when the block ends. The block fills the yielded dict (model_version, metrics...)."""
+    (with the error) when the block ends. The block fills the yielded dict (model_version, metrics...). Runs a
+    killed process left ``running`` are marked failed first (on a server: those over a day old)."""
+    from ownlens.ml.warehouse import STALE_ON_A_SERVER_S, is_embedded
+
+    store.fail_interrupted_runs(client, _live_runs, 0 if is_embedded(client) else STALE_ON_A_SERVER_S)
     run = {"run_id": str(uuid.uuid4()), "model_name": name, "status": "running", "package_version": __version__,
            "started_at": datetime.now(timezone.utc), "parameters": parameters}
     t0 = time.perf_counter()
+    _live_runs.add(run["run_id"])
     store.record_run(client, run)
     try:
         yield run
@@ -83,6 +91,7 @@ def recorded_run(client: Client, name: str, parameters: dict):
         run["finished_at"] = datetime.now(timezone.utc)
         run["duration_sec"] = time.perf_counter() - t0
         store.record_run(client, run)
+        _live_runs.discard(run["run_id"])
 
 
 def _log_to_mlflow(name: str, model: "trained.TrainedModel", run: dict, metrics: dict) -> None:

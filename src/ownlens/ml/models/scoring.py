@@ -16,7 +16,7 @@ from ownlens.ml.data.loaders import as_date, as_uuid, latest_feature_date, resol
 from ownlens.ml.errors import InvalidInput, NotFound
 from ownlens.ml.models.rows import SCORING_BATCH_ROWS, encoded_batches, key_columns, lookup_frame, lookup_vectors
 from ownlens.ml.models.trained import TrainedModel
-from ownlens.ml.warehouse import insert_columns, replace_partition
+from ownlens.ml.warehouse import drop_scratch, insert_columns, replace_partition, scratch_table
 
 if TYPE_CHECKING:  # annotations only
     from ownlens.ml.models.supervised import ModelSpec
@@ -61,8 +61,7 @@ def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date,
                   for arm, v in (("A", ab_test.version_a), ("B", ab_test.version_b))]
     for m, _ in passes:
         m.estimator.set_threads(os.cpu_count() or 1)
-    suffix = uuid.uuid4().hex[:12]
-    raw, staged_domain, staged_all = f"_pred_raw_{suffix}", f"_pred_domain_{suffix}", f"_pred_all_{suffix}"
+    raw, staged_domain, staged_all = (scratch_table(client, kind) for kind in ("pred_raw", "pred_domain", "pred_all"))
     domain = spec.predictions_table
     keys = key_columns(spec)
     client.command(f"CREATE TABLE {raw} ({', '.join(f'{k} UUID' for k in keys)}, value Float64, level_code UInt8, "
@@ -120,8 +119,7 @@ FROM {raw}""", parameters=params)
         client.command(f"ALTER TABLE ml_model_predictions REPLACE PARTITION tuple({{model:String}}, {{d:Date}}) FROM {staged_all}",
                        parameters=params)
     finally:
-        for table in (raw, staged_domain, staged_all):
-            client.command(f"DROP TABLE IF EXISTS {table}")
+        drop_scratch(client, raw, staged_domain, staged_all)
     seconds = time.perf_counter() - t0
     return {"model": spec.name, "version": version, "date": str(d), "rows": scored,
             "seconds": round(seconds, 3), "rows_per_s": round(scored / seconds) if seconds else None,

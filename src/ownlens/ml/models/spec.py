@@ -20,15 +20,15 @@ from ownlens.ml.features.sets import FeatureSet
 
 @dataclass(frozen=True)
 class Thresholds:
-    """When a shift warns or alerts: PSI, or a Kolmogorov-Smirnov statistic that is also significant (p < 0.01;
-    big samples make tiny shifts significant, so the size counts, not the p-value alone)."""
+    """When a shift warns or alerts, judged by its size in statistics that neither grow nor shrink with the number
+    of rows: numeric columns by the Wasserstein distance in standard deviations of the reference (Evidently's
+    default above 1,000 rows; it calls 0.1 drift), categorical ones by PSI. No p-values: with enough rows every
+    shift is significant, so the same shift would get another decision at another sample size."""
 
-    psi_warn: float
-    psi_alert: float
-    ks_warn: float
-    ks_alert: float
-    ks_p: float = 0.01
-
+    wasserstein_warn: float = 0.1
+    wasserstein_alert: float = 0.2
+    psi_warn: float = 0.1
+    psi_alert: float = 0.25
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
-"""Drift of model inputs and outputs between two dates, computed inside ClickHouse.
+"""Drift of model inputs and outputs between a reference (one date or several, pooled) and a date, computed
+inside ClickHouse.
 
-Per numeric input: PSI and Jensen-Shannon divergence over ten bins cut at the reference date's deciles,
-and the two-sample Kolmogorov-Smirnov test; per categorical input: PSI and JS over its values. The same
-for a model's stored predictions, with the thresholds below.
+Per numeric input: the Wasserstein distance in standard deviations of the reference (what decides), PSI and
+Jensen-Shannon divergence over ten bins cut at the reference's deciles, and the two-sample Kolmogorov-Smirnov
+test; per categorical input: PSI (what decides) and JS over its values. The same for a model's stored
+predictions, with the thresholds below. A reference of one value only (a window the warehouse's history did not
+fill yet, say) is no reference: such a column is ``skipped``, never alerted.
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.models.spec import Thresholds
 
-# Inputs: PSI 0.1 warns and 0.25 alerts, as is common practice; KS 0.1 warns, 0.2 alerts. Predictions summarise
-# every input through the model, so they get tighter bounds, set from simulated twins (benchmarks/drift.py,
-# 20k users, two weeks after the reference): without drift predictions moved by KS <= 0.04 and PSI <= 0.01;
-# after an injected 40 % activity drop by KS 0.06 on day 4, 0.08 on day 5, up to 0.09. Single inputs moved
-# organically by up to KS 0.12 (new users filling the history windows), hence their looser bounds.
-# A model's declaration may set its own (``input_thresholds``, ``prediction_thresholds``).
-INPUT_THRESHOLDS = Thresholds(psi_warn=0.1, psi_alert=0.25, ks_warn=0.1, ks_alert=0.2)
-PREDICTION_THRESHOLDS = Thresholds(psi_warn=0.05, psi_alert=0.1, ks_warn=0.05, ks_alert=0.075)
+# Inputs warn at 0.1 standard deviations of Wasserstein distance (Evidently's drift threshold) and alert at 0.2; a
+# mean shift of half a standard deviation is 0.5, a log-normal whose log-sd goes from 1 to 1.25 (same median) 0.28.
+# Categorical inputs: PSI 0.1 warns and 0.25 alerts, as is common practice. Predictions summarise every input
+# through the model, so they get tighter bounds, set from simulated twins (benchmarks/drift.py; 3k users,
+# reference 2026-02-23): without drift the churn predictions moved by at most 0.043, the largest non-growing input
+# by 0.07; after an injected 40 % activity drop predictions moved by 0.11 on day 8 and 0.16 on day 15,
+# sessions_last_7d by 0.25. A model's declaration may set its own (``input_thresholds``, ``prediction_thresholds``).
+INPUT_THRESHOLDS = Thresholds()
+PREDICTION_THRESHOLDS = Thresholds(wasserstein_warn=0.06, wasserstein_alert=0.1, psi_warn=0.05, psi_alert=0.1)
 EPS = 1e-4
 
 
@@ -59,11 +63,29 @@ def categorical_bins(values: str) -> str:
     return f"SELECT toString(v) AS bin, is_ref, count() AS n FROM ({values}) GROUP BY bin, is_ref"
 
 
+def wasserstein(values: str) -> str:
+    """The Wasserstein-1 distance between the two samples of ``values`` (v, is_ref), exactly: the area between their
+    empirical distribution functions, summed over the gaps between consecutive distinct values; and the
+    reference's (population) standard deviation, its unit."""
+    return f"""
+SELECT sum(abs(fr - fc) * (next_v - v)) AS w, any(sd) AS sd
+FROM (
+    SELECT v, sum(nr) OVER w / sum(nr) OVER () AS fr, sum(nc) OVER w / sum(nc) OVER () AS fc,
+           any(v) OVER (ORDER BY v ROWS BETWEEN 1 FOLLOWING AND 1 FOLLOWING) AS next_v,
+           (SELECT stddevPopIf(v, is_ref) FROM ({values})) AS sd
+    FROM (SELECT v, countIf(is_ref) AS nr, countIf(NOT is_ref) AS nc FROM ({values}) GROUP BY v)
+    WINDOW w AS (ORDER BY v ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+)
+"""
+
+
 def statistics(values: str, kind: str, with_ks: bool) -> str:
-    """PSI, JS and (numeric, both samples non-empty) the Kolmogorov-Smirnov test of ``values`` in one query."""
+    """PSI, JS and (numeric, both samples non-empty) the Kolmogorov-Smirnov test and the Wasserstein distance (with
+    the reference's standard deviation) of ``values``, in one query."""
     binned = numeric_bins(values) if kind == "numeric" else categorical_bins(values)
     ks = f"(SELECT kolmogorovSmirnovTest('two-sided')(v, toUInt8(NOT is_ref)) FROM ({values}))" if with_ks else "NULL"
-    return f"SELECT d.psi, d.js, {ks} FROM ({divergences(binned)}) AS d"
+    w = f"(SELECT (w, sd) FROM ({wasserstein(values)}))" if with_ks else "NULL"
+    return f"SELECT d.psi, d.js, {ks}, {w} FROM ({divergences(binned)}) AS d"
 
 
 def sizes(values: str) -> str:
@@ -82,21 +104,36 @@ class Drift:
     ks_p_value: float | None
     reference_rows: int
     current_rows: int
+    wasserstein: float | None = None  # numeric: in standard deviations of the reference
 
     trending: bool = False  # grows with time by construction (tenure, lifetime totals): reported, never alerted
+    skipped: str = ""  # why the column was not compared (e.g. the reference's history was too short for it)
     thresholds: Thresholds = field(default=INPUT_THRESHOLDS, repr=False)
 
     @property
+    def size(self) -> float:
+        """The statistic that decides: Wasserstein distance (numeric) or PSI (categorical); NaN when skipped."""
+        if self.kind == "numeric":
+            return float("nan") if self.wasserstein is None else self.wasserstein
+        return self.psi
+
+    @property
     def status(self) -> str:
+        if self.skipped:
+            return "skipped"
         t = self.thresholds
-        ks = (self.ks_statistic or 0) if self.ks_p_value is not None and self.ks_p_value < t.ks_p else 0.0
-        if self.psi >= t.psi_alert or ks >= t.ks_alert:
+        warn, alert = (t.wasserstein_warn, t.wasserstein_alert) if self.kind == "numeric" else (t.psi_warn, t.psi_alert)
+        if self.size >= alert:
             level = "alert"
-        elif self.psi >= t.psi_warn or ks >= t.ks_warn:
+        elif self.size >= warn:
             level = "warning"
         else:
             return "ok"
         return "trend" if self.trending else level
+
+    @property
+    def metric(self) -> str:
+        return "wasserstein" if self.kind == "numeric" else "psi"
 
 
 def column_drift(client: Client, values_sql: str, params: dict, name: str, kind: str,
@@ -105,24 +142,32 @@ def column_drift(client: Client, values_sql: str, params: dict, name: str, kind:
     ``counts`` (reference and current rows), when the caller knows them, saves a query."""
     counts = counts or client.query(sizes(values_sql), parameters=params).result_rows[0]
     with_ks = kind == "numeric" and min(counts) > 0  # the test needs both samples
-    psi, js, ks = client.query(statistics(values_sql, kind, with_ks), parameters={**params, "eps": EPS}).result_rows[0]
-    ks_stat = ks_p = None
+    psi, js, ks, w = client.query(statistics(values_sql, kind, with_ks), parameters={**params, "eps": EPS}).result_rows[0]
+    ks_stat = ks_p = wasserstein_sd = None
+    skipped = "" if with_ks or kind != "numeric" else "no rows in one of the samples"
     if with_ks:
         ks_stat, ks_p = (ks["d_statistic"], ks["p_value"]) if isinstance(ks, dict) else ks
+        distance, sd = (w["w"], w["sd"]) if isinstance(w, dict) else w
+        if sd and sd > 0:
+            wasserstein_sd = float(distance) / float(sd)
+        else:  # nothing to measure a change against: a history window not yet filled, a constant
+            skipped = "the reference holds one value only"
     return Drift(name, kind, float(psi or 0.0), float(js or 0.0), ks_stat, ks_p, int(counts[0]), int(counts[1]),
-                 thresholds=thresholds)
+                 wasserstein_sd, skipped=skipped, thresholds=thresholds)
 
 
-def feature_drift(client: Client, table: str, columns: list[tuple[str, str, str]], reference: date, current: date,
+def feature_drift(client: Client, table: str, columns: list[tuple[str, str, str]], reference, current: date,
                   date_column: str = "feature_date", where: str = "1") -> list[Drift]:
-    """Drift of each (name, SQL expression over ``uf``, kind) of ``table`` (alias ``uf``) between two of its dates;
-    ``where`` (SQL over ``uf``) keeps some rows, e.g. a model's population."""
-    params = {"ref": reference, "cur": current, "table": table, "date_column": date_column}
-    rows = (f"FROM {{table:Identifier}} AS uf WHERE uf.{{date_column:Identifier}} IN ({{ref:Date}}, {{cur:Date}}) AND ({where})")
-    counts = client.query(sizes(f"SELECT uf.{{date_column:Identifier}} = {{ref:Date}} AS is_ref {rows}"), parameters=params).result_rows[0]
+    """Drift of each (name, SQL expression over ``uf``, kind) of ``table`` (alias ``uf``) between ``reference`` (a
+    date, or several pooled) and ``current``; ``where`` (SQL over ``uf``) keeps some rows, e.g. a model's population."""
+    references = sorted({reference} if isinstance(reference, date) else set(reference))
+    params = {"refs": references, "cur": current, "table": table, "date_column": date_column}
+    is_ref = "has({refs:Array(Date)}, uf.{date_column:Identifier})"
+    rows = (f"FROM {{table:Identifier}} AS uf WHERE (uf.{{date_column:Identifier}} = {{cur:Date}} OR {is_ref}) AND ({where})")
+    counts = client.query(sizes(f"SELECT {is_ref} AS is_ref {rows}"), parameters=params).result_rows[0]
     out = []
     for name, expression, kind in columns:  # every column has the same rows: counted once
         value = f"toFloat64({expression})" if kind == "numeric" else f"ifNull(toString({expression}), '')"
-        values_sql = f"SELECT {value} AS v, uf.{{date_column:Identifier}} = {{ref:Date}} AS is_ref {rows}"
+        values_sql = f"SELECT {value} AS v, {is_ref} AS is_ref {rows}"
         out.append(column_drift(client, values_sql, params, name, kind, counts=counts))
     return out

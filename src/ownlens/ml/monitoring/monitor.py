@@ -2,8 +2,10 @@
 ml_model_monitoring.
 
 ``monitor(client, model, current)`` compares the model's inputs (``model.inputs``, if it has any) and its stored
-predictions on ``current`` with a reference date (default: the end of the production version's training
-window), and, once the outcomes of ``current`` are known, asks the model how its stored outputs did
+predictions on ``current`` with a reference: by default the production version's training data (its training
+dates, pooled), so the demo, ``monitor`` and ``serve``'s schedule give a date the same alerts. An input is compared
+only on reference dates with the history its window needs (``FeatureSet.history_days``); with none, it is
+``skipped``. Once the outcomes of ``current`` are known, the model says how its stored outputs did
 (``model.realised``). Re-running for the same model and date replaces its rows. Alerts go to the log and, when
 ``OWNLENS_ALERT_WEBHOOK`` is set, to that URL as JSON. The schedule (``pipelines/monitoring.py``) calls it.
 """
@@ -27,10 +29,10 @@ from ownlens.ml.registry import store
 log = logging.getLogger(__name__)
 
 FEATURE_ROWS = "SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}"
-FIRST_FEATURE_DATE = "SELECT min(feature_date) FROM customer_user_features"
+FIRST_FEATURE_DATE = "SELECT minOrNull(feature_date) FROM customer_user_features"
 PREDICTIONS = """
-SELECT {value:Identifier} AS v, prediction_date = {ref:Date} AS is_ref FROM ml_model_predictions
-WHERE model_name = {model:String} AND prediction_date IN ({ref:Date}, {cur:Date})
+SELECT {value:Identifier} AS v, has({refs:Array(Date)}, prediction_date) AS is_ref FROM ml_model_predictions
+WHERE model_name = {model:String} AND (prediction_date = {cur:Date} OR has({refs:Array(Date)}, prediction_date))
 """
 PREDICTION_COUNTS = f"SELECT countIf(is_ref), countIf(NOT is_ref) FROM ({PREDICTIONS})"
 MODEL_ID = "SELECT any(model_id) FROM ml_model_registry FINAL WHERE model_name = {m:String} AND model_version = {v:String}"
@@ -42,48 +44,87 @@ class MonitoringReport:
     model: str
     version: str
     current: date
-    reference: date | None  # None: no earlier features to compare with (performance only)
+    references: list[date]  # empty: no earlier features to compare with (performance only)
     drift: list[Drift] = field(default_factory=list)
     prediction_drift: Drift | None = None
     performance: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def reference(self) -> date | None:
+        """The latest reference date."""
+        return self.references[-1] if self.references else None
 
     @property
     def alerts(self) -> list[str]:
-        out = [f"{d.name}: {d.status} (PSI {d.psi:.3f}, KS {d.ks_statistic or 0:.3f})" for d in self.drift if d.status == "alert"]
+        out = [f"{d.name}: {d.status} ({d.metric} {d.size:.3f})" for d in self.drift if d.status == "alert"]
         p = self.prediction_drift
         if p and p.status == "alert":
-            out.append(f"predictions: alert (PSI {p.psi:.3f}, KS {p.ks_statistic or 0:.3f})")
+            out.append(f"predictions: alert ({p.metric} {p.size:.3f})")
         return out
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "version": self.version, "current": str(self.current), "reference": str(self.reference) if self.reference else None,
-                "alerts": self.alerts,
-                "drift": [asdict(d) | {"status": d.status} for d in self.drift],
-                "prediction_drift": asdict(self.prediction_drift) | {"status": self.prediction_drift.status} if self.prediction_drift else None,
-                "performance": self.performance}
+        def row(d: Drift) -> dict:
+            return asdict(d) | {"status": d.status, "metric": d.metric}
+
+        return {"model": self.model, "version": self.version, "current": str(self.current),
+                "reference": str(self.reference) if self.reference else None, "references": [str(d) for d in self.references],
+                "alerts": self.alerts, "drift": [row(d) for d in self.drift],
+                "prediction_drift": row(self.prediction_drift) if self.prediction_drift else None,
+                "performance": self.performance, "notes": self.notes}
 
 
-def default_reference(client: Client, model, current: date) -> date | None:
-    """The end of the production version's training window, else the first feature date; None if not before ``current``."""
+def reference_dates(client: Client, model, current: date, version: str = "production") -> list[date]:
+    """The dates the ``version`` (production) learnt from, before ``current``: its training data. Without such a
+    version or dates, the first feature date; [] when nothing lies before ``current``."""
+    from ownlens.ml.models.trained import TrainedModel
+
     try:
-        end = store.get(client, model.name, "production")["training_data_end"]
+        row = store.get(client, model.name, version)
+        split = TrainedModel.from_files(store.read_files(row), row["artifact_uri"]).info.get("split") or {}
+        learnt = split.get("train_dates") or split.get("dates") or []
     except NotFound:
-        end = None
-    if end is not None and str(end) not in ("NaT", "None"):
-        end = end.date() if isinstance(end, datetime) else end  # pandas Timestamps are datetimes
-        if end < current:
-            return end
-    earliest = date.fromisoformat(str(client.command(FIRST_FEATURE_DATE)))
-    return earliest if earliest < current else None
+        learnt = []
+    dates = sorted(d for d in (date.fromisoformat(str(x)[:10]) for x in learnt) if d < current)
+    if dates:
+        return dates
+    earliest = client.query(FIRST_FEATURE_DATE).result_rows[0][0]
+    return [earliest] if earliest and earliest < current else []
+
+
+def input_drift(client: Client, model, references: list[date], current: date) -> list[Drift]:
+    """Drift of each of ``model``'s inputs, each against the reference dates with the history it needs."""
+    from ownlens.ml.features.build import data_range
+
+    inputs = model.inputs
+    first = (data_range(client) or (current, current))[0]
+    columns = inputs.drift_columns("uf")
+    usable = {name: tuple(r for r in references if (r - first).days >= inputs.history_of(name)) for name, _, _ in columns}
+    found: dict[str, Drift] = {}
+    for dates in set(usable.values()):
+        group = [c for c in columns if usable[c[0]] == dates]
+        if not dates:
+            for name, _, kind in group:
+                need = inputs.history_of(name)
+                found[name] = Drift(name, kind, 0.0, 0.0, None, None, 0, 0, skipped=(
+                    f"the reference dates have under {need} days of data before them, which this input needs "
+                    f"(data starts {first}): it is compared once a version trained on later dates is in production"))
+            continue
+        for d in feature_drift(client, inputs.table, group, list(dates), current, where=getattr(model, "population", "1")):
+            found[d.name] = d
+    thresholds = model.input_thresholds
+    return [replace(found[name], trending=name in inputs.trending, thresholds=thresholds or found[name].thresholds)
+            for name, _, _ in columns]
 
 
 def monitor(client: Client, model, current: date, reference: date | None = None, version: str = "production") -> MonitoringReport:
-    """Drift and realised performance of ``model`` on ``current``; writes ml_model_monitoring (replacing that date's rows)."""
+    """Drift and realised performance of ``model`` on ``current``; writes ml_model_monitoring (replacing that date's
+    rows). ``reference``: one date to compare with instead of the version's training data."""
     if reference is not None and reference >= current:
         raise InvalidInput(f"the reference date {reference} must be before {current}")
-    reference = reference or default_reference(client, model, current)  # None: nothing earlier to compare with
+    references = [reference] if reference is not None else reference_dates(client, model, current, version)
     if model.inputs is not None:
-        for d in (current,) if reference is None else (reference, current):
+        for d in (*references, current):
             if not int(client.command(FEATURE_ROWS, parameters={"d": d})):
                 raise NotFound(f"no features for {d}: run `ownlens-ml features build --date {d}`")
     try:
@@ -91,17 +132,20 @@ def monitor(client: Client, model, current: date, reference: date | None = None,
         model_version, model_id = row["model_version"], row["model_id"]
     except NotFound:
         model_version, model_id = "", None
-    report = MonitoringReport(model.name, model_version, current, reference)
-    if reference is not None and model.inputs is not None:
-        report.drift = [replace(d, trending=d.name in model.inputs.trending, thresholds=model.input_thresholds or d.thresholds)
-                        for d in feature_drift(client, model.inputs.table, model.inputs.drift_columns("uf"), reference, current,
-                                               where=getattr(model, "population", "1"))]
-    if reference is not None and model.prediction_drift is not None:
-        params = {"ref": reference, "cur": current, "model": model.name,
+    report = MonitoringReport(model.name, model_version, current, references)
+    if references and model.inputs is not None:
+        report.drift = input_drift(client, model, references, current)
+    if references and model.prediction_drift is not None:
+        params = {"refs": references, "cur": current, "model": model.name,
                   "value": "prediction_value" if model.prediction_drift == "numeric" else "prediction_label"}
-        if min(client.query(PREDICTION_COUNTS, parameters=params).result_rows[0]) > 0:
+        counts = client.query(PREDICTION_COUNTS, parameters=params).result_rows[0]
+        if min(counts) > 0:
             report.prediction_drift = column_drift(client, PREDICTIONS, params, "prediction", model.prediction_drift,
-                                                   model.prediction_thresholds or PREDICTION_THRESHOLDS)
+                                                   model.prediction_thresholds or PREDICTION_THRESHOLDS, counts=counts)
+        elif counts[1] > 0:
+            report.notes.append(f"predictions not compared: none stored for the reference dates "
+                                f"({', '.join(str(d) for d in references)}); score one with `ownlens-ml predict {model.name} "
+                                f"--date {references[-1]}`")
     found = model.realised(client, current) if model.realised is not None else None
     if found is not None:
         version_stored = found.pop("model_version", None)
@@ -124,14 +168,18 @@ def _write(client: Client, report: MonitoringReport, model_id) -> None:
                      monitor_type, metric, feature, float(value if value is not None else float("nan")), threshold, status,
                      json.dumps(details, default=str), now])
 
+    def alert_at(d: Drift) -> float:
+        return d.thresholds.wasserstein_alert if d.metric == "wasserstein" else d.thresholds.psi_alert
+
     for d in report.drift:
-        details = {"reference": report.reference, "js": d.js, "ks_statistic": d.ks_statistic, "ks_p_value": d.ks_p_value,
-                   "reference_rows": d.reference_rows, "current_rows": d.current_rows}
-        add("feature_drift", "psi", d.name, d.psi, d.thresholds.psi_alert, d.status, details)
+        details = {"references": report.references, "psi": d.psi, "js": d.js, "ks_statistic": d.ks_statistic,
+                   "ks_p_value": d.ks_p_value, "reference_rows": d.reference_rows, "current_rows": d.current_rows}
+        add("feature_drift", d.metric, d.name, None if d.skipped else d.size, alert_at(d), d.status,
+            details | ({"skipped": d.skipped} if d.skipped else {}))
     if report.prediction_drift:
         d = report.prediction_drift
-        add("prediction_drift", "psi", "prediction", d.psi, d.thresholds.psi_alert, d.status, {"reference": report.reference, "js": d.js,
-                                                                             "ks_statistic": d.ks_statistic})
+        add("prediction_drift", d.metric, "prediction", d.size, alert_at(d), d.status,
+            {"references": report.references, "psi": d.psi, "js": d.js, "ks_statistic": d.ks_statistic})
     for metric, value in (report.performance or {}).items():
         metric, _, part = metric.partition(":")  # "realised_ctr:footer": the metric of one part (a placement)
         add("performance", metric, part, value, None, "ok", {})
@@ -148,7 +196,7 @@ def _alert(report: MonitoringReport) -> None:
         return
     names = [a.split(":")[0] for a in alerts]
     log.warning("drift alert for %s on %s against %s: %d past the threshold (%s%s)", report.model, report.current,
-                report.reference, len(alerts), ", ".join(names[:5]), ", ..." if len(names) > 5 else "")
+                ", ".join(str(d) for d in report.references), len(alerts), ", ".join(names[:5]), ", ..." if len(names) > 5 else "")
     url = os.environ.get("OWNLENS_ALERT_WEBHOOK")
     if url:
         body = json.dumps({"model": report.model, "date": str(report.current), "alerts": alerts}).encode()

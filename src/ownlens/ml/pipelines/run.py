@@ -114,7 +114,7 @@ def run_all(client: Client, options: RunOptions | None = None, progress=None) ->
 
 def run_model(client: Client, model, scoring_date: date, monitor: bool) -> dict:
     """Train, report, promote when at least as good as production on the same test rows, score the latest date, and
-    monitor it against the test date."""
+    monitor it against the production version's training data."""
     from ownlens.ml.monitoring.monitor import monitor as run_monitor
     from ownlens.ml.pipelines.inference import predict
     from ownlens.ml.pipelines.training import train_model
@@ -126,10 +126,9 @@ def run_model(client: Client, model, scoring_date: date, monitor: bool) -> dict:
            else duel["production_version"], "metric": duel["metric"], "value": duel["new"],
            "oracle": (result.oracle_metrics or {}).get(duel["metric"]), "test_rows": result.split["test_rows"],
            "predictions": scored["rows"], "prediction_table": scored["table"], "report": summary["report"]}
-    reference = result.split.get("test_date")
-    if monitor and reference and str(reference) < str(scoring_date):
+    if monitor:  # against the production version's training data, as `monitor` and `serve` do: the same alerts
         try:
-            report = run_monitor(client, model, scoring_date, date.fromisoformat(str(reference)))
+            report = run_monitor(client, model, scoring_date)
             out["drift_alerts"] = len(report.alerts)
         except NotFound as exc:  # nothing to compare yet (no features or outputs of that date)
             log.info("monitoring %s on %s skipped: %s", model.name, scoring_date, exc)

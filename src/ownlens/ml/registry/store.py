@@ -201,8 +201,29 @@ def record_run(client: Client, run: dict) -> None:
     client.insert("ml_model_training_runs", [list(row.values())], column_names=list(row.keys()))
 
 
+UNFINISHED_RUNS = """
+SELECT run_id, model_name, started_at FROM ml_model_training_runs FINAL
+WHERE status = 'running' AND started_at <= now64(3) - toIntervalSecond({age:UInt32})
+"""
+INTERRUPTED = "interrupted: the process ended before the run finished (found when the next run started)"
+
+
+def fail_interrupted_runs(client: Client, live: set[str], age_s: int) -> list[str]:
+    """Mark failed the training runs still ``running`` that no live process owns: not in ``live`` (this process's)
+    and started at least ``age_s`` ago (0 on the embedded warehouse, which one process at a time may open)."""
+    marked = []
+    for run_id, name, started in client.query(UNFINISHED_RUNS, parameters={"age": age_s}).result_rows:
+        if str(run_id) in live:
+            continue
+        record_run(client, {"run_id": str(run_id), "model_name": name, "status": "failed", "package_version": "",
+                            "started_at": started, "error_message": INTERRUPTED, "parameters": {}})
+        marked.append(str(run_id))
+    return marked
+
+
 def runs(client: Client, name: str | None = None, limit: int = 20) -> pd.DataFrame:
     return client.query_df(RUNS, parameters={"name": name or "", "limit": limit})
 
 
-__all__ = ["register", "versions", "get", "resolve", "read_files", "promote", "rollback", "record_run", "runs"]
+__all__ = ["register", "versions", "get", "resolve", "read_files", "promote", "rollback", "record_run", "runs",
+           "fail_interrupted_runs"]

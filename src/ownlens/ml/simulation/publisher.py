@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -15,6 +16,7 @@ from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.errors import InvalidInput
 from ownlens.ml.simulation import catalog as cat
+from ownlens.ml.warehouse import drop_scratch, scratch_table
 
 log = logging.getLogger(__name__)
 
@@ -516,6 +518,18 @@ def _users_table(cfg: SimulationConfig, u: Users) -> pa.Table:
     })
 
 
+RUN_ROW = ("INSERT INTO sim_runs (run_id, seed, users, days, start_date, parameters, completed) SELECT {run:UUID}, "
+           "{seed:UInt64}, {users:UInt32}, {days:UInt32}, {start:Date}, {parameters:String}, {completed:UInt8}")
+# a simulation that started replacing the data and did not finish: (started at) of the one in the warehouse, if any
+UNFINISHED = "SELECT min(created_at) FROM sim_runs GROUP BY run_id HAVING max(completed) = 0"
+
+
+def unfinished(client: Client):
+    """When a simulation started replacing the data and never finished (killed), its start; else None."""
+    rows = client.query(UNFINISHED).result_rows
+    return rows[0][0] if rows else None
+
+
 def simulate(client: Client, cfg: SimulationConfig, progress=None) -> dict:
     """Replace the warehouse's data with a simulated publisher; returns row counts.
 
@@ -525,12 +539,15 @@ def simulate(client: Client, cfg: SimulationConfig, progress=None) -> dict:
     cfg.validate()
     for table in DATA_TABLES:
         client.command(f"TRUNCATE TABLE IF EXISTS {table}")
+    params = {k: (str(v) if isinstance(v, date) else v) for k, v in asdict(cfg).items()}
+    run = {"run": str(uuid.uuid4()), "seed": cfg.seed, "users": cfg.users, "days": cfg.days, "start": cfg.start,
+           "parameters": json.dumps(params)}
+    client.command(RUN_ROW, parameters={**run, "completed": 0})  # until the row below: `status` says incomplete
     now = pd.Timestamp.now().floor("s")
     for table, frame in cat.reference_frames(now).items():
         client.insert_df(table, frame)
     articles = _make_articles(cfg, client)
-    staging = "_sim_events_staging"
-    client.command(f"DROP TABLE IF EXISTS {staging}")
+    staging = scratch_table(client, "sim_events")
     client.command(f"CREATE TABLE {staging} AS customer_events ENGINE = Memory")
     combos = device_combos_cache()
     sessions = 0
@@ -561,13 +578,8 @@ def simulate(client: Client, cfg: SimulationConfig, progress=None) -> dict:
                 if progress:
                     progress(first + len(users.ids), cfg.users)
         finally:
-            client.command(f"DROP TABLE IF EXISTS {staging}")
-    params = {k: (str(v) if isinstance(v, date) else v) for k, v in asdict(cfg).items()}
-    client.command(
-        "INSERT INTO sim_runs (run_id, seed, users, days, start_date, parameters) "
-        "SELECT generateUUIDv4(), {seed:UInt64}, {users:UInt32}, {days:UInt32}, {start:Date}, {parameters:String}",
-        parameters={"seed": cfg.seed, "users": cfg.users, "days": cfg.days, "start": cfg.start, "parameters": json.dumps(params)},
-    )
+            drop_scratch(client, staging)
+    client.command(RUN_ROW, parameters={**run, "completed": 1})
     return {
         "users": cfg.users,
         "articles": len(articles.group),

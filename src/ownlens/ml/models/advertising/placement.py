@@ -13,7 +13,6 @@ is reported, not just a number.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 
@@ -33,6 +32,7 @@ from ownlens.ml.models.scoring import store_user_predictions
 from ownlens.ml.models.seed_api import seed_classes
 from ownlens.ml.models.spec import CategoryEncoder, TaskModel
 from ownlens.ml.models.trained import TrainedModel
+from ownlens.ml.warehouse import drop_scratch, scratch_table
 
 HISTORY_DAYS, HORIZON_DAYS = 30, 7
 FEATURES = ["device", "placement"]  # what the bandit is fitted on; decisions also weigh each user's ad history
@@ -67,7 +67,6 @@ EVENTS_KNOWN = "SELECT max(toDate(event_timestamp)) >= {end:Date} FROM customer_
 STORED_VERSION = "SELECT any(model_version) FROM ml_model_predictions WHERE model_name = {m:String} AND prediction_date = {d:Date}"
 STORED_DATES = "SELECT DISTINCT prediction_date FROM ml_model_predictions WHERE model_name = {m:String} ORDER BY prediction_date"
 RAW = "CREATE TABLE {raw:Identifier} (user_id String, brand_id String, value Float64, label String) ENGINE = Memory"
-DROP_RAW = "DROP TABLE IF EXISTS {raw:Identifier}"
 
 
 def stats(client: Client, start: date, end: date, brand_id=None) -> pd.DataFrame:
@@ -219,7 +218,7 @@ def predict_batch(client: Client, model: TrainedModel, d, *, brand_id=None, prog
     est = model.estimator
     choice, revenue = est.decide(users["device"].to_numpy(), est.responsiveness(users["ad_impressions"], users["ad_clicks"]))
     labels = np.asarray(est.placements_, dtype=object)[choice].astype(str)
-    raw = {"raw": f"_ads_{uuid.uuid4().hex[:12]}"}
+    raw = {"raw": scratch_table(client, "ads")}
     client.command(RAW, parameters=raw)
     try:
         client.insert_arrow(raw["raw"], pa.table({"user_id": pa.array(users["user_id"].astype(str)),
@@ -227,7 +226,7 @@ def predict_batch(client: Client, model: TrainedModel, d, *, brand_id=None, prog
                                                   "value": pa.array(revenue.max(1)), "label": pa.array(labels)}))
         written = store_user_predictions(client, model, d, raw["raw"], brand)
     finally:
-        client.command(DROP_RAW, parameters=raw)
+        drop_scratch(client, raw["raw"])
     if progress:
         progress(written)
     seconds = time.perf_counter() - t0

@@ -5,7 +5,6 @@ arm's version and each row names the version that made it."""
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import date
 
 import numpy as np
@@ -18,7 +17,7 @@ from ownlens.ml.models.content.recommendation import signals as S
 from ownlens.ml.models.content.recommendation import sql
 from ownlens.ml.models.content.recommendation.estimator import top_k
 from ownlens.ml.models.trained import TrainedModel
-from ownlens.ml.warehouse import reload_if_loaded, replace_partition
+from ownlens.ml.warehouse import drop_scratch, reload_if_loaded, replace_partition, scratch_table
 
 CHUNK_USERS = 10_000  # users scored at once (a chunk x candidates score matrix per signal)
 BATCH_USERS = 100_000  # users read from the warehouse at once
@@ -51,7 +50,7 @@ def recommend_batch(client: Client, model: TrainedModel, d, *, brand_id=None, pr
     if total == 0:
         raise NotFound(f"no user features on {d}" + (f" for brand {brand_id}" if brand_id else "") +
                        f": run `ownlens-ml features build --date {d}` first")
-    raw = {"raw": f"_recs_{uuid.uuid4().hex[:12]}"}
+    raw = {"raw": scratch_table(client, "recs")}
     client.command(sql.RAW, parameters=raw)
     parts, done, candidates = max(1, -(-total // batch_users)), 0, None
     try:
@@ -83,7 +82,7 @@ def recommend_batch(client: Client, model: TrainedModel, d, *, brand_id=None, pr
         rows = replace_partition(client, "customer_recommendations", d, sql.RECOMMENDATIONS, write,
                                  keep=sql.OTHER_BRANDS if params["brand"] else None)
     finally:
-        client.command(sql.DROP_RAW, parameters=raw)
+        drop_scratch(client, raw["raw"])
     reload_if_loaded(client, "dict_user_recommendations")
     seconds = time.perf_counter() - t0
     version = " | ".join(m.version or "unregistered" for m, _ in passes)

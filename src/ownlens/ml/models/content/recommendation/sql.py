@@ -114,7 +114,6 @@ def everyone_reads(client: Client, cands: pd.DataFrame, d: date) -> pd.DataFrame
 
 RAW = ("CREATE TABLE {raw:Identifier} (user_id String, item UInt16, rank UInt16, score Float64, pass_no UInt8) "
        "ENGINE = MergeTree ORDER BY tuple()")
-DROP_RAW = "DROP TABLE IF EXISTS {raw:Identifier}"
 RECOMMENDATIONS = """
 SELECT toUUID(r.user_id), {d:Date}, uf.brand_id, {candidates:Array(UUID)}[r.item + 1], r.rank, r.score, {algorithm:String},
        toUUIDOrNull({model_ids:Array(String)}[r.pass_no + 1]), {versions:Array(String)}[r.pass_no + 1], now()

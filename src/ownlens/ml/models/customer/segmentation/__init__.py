@@ -32,7 +32,7 @@ SEGMENTATION = TaskModel(
     prediction_fields=("confidence", "segment_name"),
     prediction_drift="categorical",  # monitoring compares the segments' shares with the reference date's
     # segment shares move like an input (users drift between neighbouring segments), not like a score
-    prediction_thresholds=Thresholds(psi_warn=0.1, psi_alert=0.25, ks_warn=0.1, ks_alert=0.2),
+    prediction_thresholds=Thresholds(psi_warn=0.1, psi_alert=0.25),
     plots=training.plots,
     realised=serving.realised,
     stored_dates=serving.stored_dates,

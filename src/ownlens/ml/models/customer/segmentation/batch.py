@@ -17,7 +17,7 @@ from ownlens.ml.models.customer.segmentation import sql
 from ownlens.ml.models.customer.segmentation.estimator import confidence
 from ownlens.ml.models.scoring import store_user_predictions
 from ownlens.ml.models.trained import TrainedModel
-from ownlens.ml.warehouse import replace_partition
+from ownlens.ml.warehouse import drop_scratch, replace_partition, scratch_table
 
 BATCH_ROWS = 250_000
 
@@ -51,7 +51,7 @@ def assign(client: Client, model: TrainedModel, d, *, brand_id=None, progress=No
         done += len(frame)
         if progress:
             progress(done)
-    raw = {"raw": f"_segments_{uuid.uuid4().hex[:12]}"}
+    raw = {"raw": scratch_table(client, "segments")}
     client.command(sql.RAW, parameters=raw)
     try:
         client.insert_arrow(raw["raw"], pa.concat_tables(chunks))
@@ -61,7 +61,7 @@ def assign(client: Client, model: TrainedModel, d, *, brand_id=None, progress=No
                           keep=sql.OTHER_BRANDS if params["brand"] else None)
         store_user_predictions(client, model, d, raw["raw"], params["brand"])
     finally:
-        client.command(sql.DROP_RAW, parameters=raw)
+        drop_scratch(client, raw["raw"])
     write_profiles(client, model, d)
     seconds = time.perf_counter() - t0
     return {"model": model.spec_name, "version": model.version, "date": str(d), "rows": done, "seconds": round(seconds, 3),

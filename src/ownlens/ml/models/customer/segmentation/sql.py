@@ -46,7 +46,6 @@ FEATURE_DATES = "SELECT DISTINCT feature_date FROM customer_user_features ORDER 
 
 # value: the confidence, label: the segment's name (what ml_model_predictions stores)
 RAW = "CREATE TABLE {raw:Identifier} (user_id String, brand_id String, segment Int32, value Float64, label String) ENGINE = Memory"
-DROP_RAW = "DROP TABLE IF EXISTS {raw:Identifier}"
 
 ASSIGNMENTS = """
 SELECT toUUID(user_id), toUUID({ids:Array(String)}[segment + 1]), {d:Date}, toUUID(brand_id), value,
