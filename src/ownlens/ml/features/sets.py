@@ -89,11 +89,14 @@ USER_FEATURES = FeatureSet(
     # tenure, lifetime totals and the distinct values seen in a lifetime rise for every returning user as time
     # passes, drift or not; the weekend share of sessions moves with the weekday of the date (a Saturday's counts
     # no weekend since the last one): on a steady 20k publisher it passed 0.2 sd every Saturday
-    trending=("weekend_session_share", "days_since_first_session", "active_days", "total_sessions", "total_events",
+    trending=("weekend_session_share", "is_subscriber", "has_newsletter", "days_since_first_session", "active_days", "total_sessions", "total_events",
               "total_page_views", "total_article_views", "total_article_clicks", "total_video_plays", "total_newsletter_signups",
               "total_engagement_seconds", "total_ad_impressions", "total_ad_clicks", "total_ad_revenue", "brand_count",
               "device_count", "category_diversity"),
-    # a row is a user active in the 30 days before its date, so every input needs 30 days; the previous 30 days, 60
-    history_days=(("sessions_prev_30d", 60),),
-    min_history_days=30,
+    # a row is a user active in the 30 days before its date, so the windowed inputs need 30 days (the previous 30
+    # days, 60); the others summarise each user's whole history, which on a young warehouse is short for everyone:
+    # compared with a reference of 30 days' history, a steady 5k publisher alerted on 5 of them 60 days later
+    history_days=(("sessions_last_7d", 30), ("sessions_last_30d", 30), ("active_days_last_30d", 30), ("activity_trend", 30),
+                  ("days_since_last_session", 30), ("recency_score", 30), ("activity_score", 30), ("sessions_prev_30d", 60)),
+    min_history_days=60,
 )
