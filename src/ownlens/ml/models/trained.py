@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -45,16 +46,11 @@ class TrainedModel:
         """A classifier's yes/no threshold, chosen on validation rows at training (0.5 in versions made before)."""
         return float(self.info.get("threshold", 0.5))
 
-    def learned_until(self, horizon_days: int):
+    def learned_until(self, horizon_days: int) -> date | None:
         """The last day whose outcomes this version learnt from: its last training date plus the label horizon,
         less a day (None when the version does not record its training dates). Later dates are unseen by it."""
-        split = self.info.get("split") or {}
-        dates = split.get("train_dates") or split.get("dates") or []
-        if not dates:
-            return None
-        from datetime import date, timedelta
-
-        return max(date.fromisoformat(str(d)[:10]) for d in dates) + timedelta(days=horizon_days - 1)
+        dates = training_dates_of(self.info)
+        return dates[-1] + timedelta(days=horizon_days - 1) if dates else None
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         return matrix(frame, self.features, self.encoder)
@@ -120,6 +116,23 @@ class TrainedModel:
     @classmethod
     def load(cls, uri: str, expected_sha256: str | None = None) -> "TrainedModel":
         return cls.from_files(read_artifact(uri, expected_sha256), uri)
+
+
+def training_dates_of(info: dict) -> list[date]:
+    """The feature dates a version learnt from, as its ``info["split"]`` records them (a random split: its one date)."""
+    split = info.get("split") or {}
+    return sorted(date.fromisoformat(str(d)[:10]) for d in split.get("train_dates") or split.get("dates") or [])
+
+
+def training_dates(client: Client, name: str, version: str = "production") -> list[date]:
+    """:func:`training_dates_of` a registered version, read from its artifact's model.json (checksums verified)
+    without loading the estimator."""
+    row = store.get(client, name, version)
+    try:
+        meta = json.loads(store.read_files(row)["model.json"])
+    except (KeyError, ValueError):
+        raise CorruptArtifact(f"{row['artifact_uri']} is corrupt: its model.json is missing or not JSON") from None
+    return training_dates_of(meta.get("info", {}))
 
 
 def register(client: Client, model: TrainedModel, *, algorithm: str, metrics: dict, window: tuple, description: str,

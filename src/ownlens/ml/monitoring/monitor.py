@@ -77,15 +77,13 @@ class MonitoringReport:
 def reference_dates(client: Client, model, current: date, version: str = "production") -> list[date]:
     """The dates the ``version`` (production) learnt from, before ``current``: its training data. Without such a
     version or dates, the first feature date; [] when nothing lies before ``current``."""
-    from ownlens.ml.models.trained import TrainedModel
+    from ownlens.ml.models.trained import training_dates
 
     try:
-        row = store.get(client, model.name, version)
-        split = TrainedModel.from_files(store.read_files(row), row["artifact_uri"]).info.get("split") or {}
-        learnt = split.get("train_dates") or split.get("dates") or []
+        learnt = training_dates(client, model.name, version)
     except NotFound:
         learnt = []
-    dates = sorted(d for d in (date.fromisoformat(str(x)[:10]) for x in learnt) if d < current)
+    dates = [d for d in learnt if d < current]
     if dates:
         return dates
     earliest = client.query(FIRST_FEATURE_DATE).result_rows[0][0]
