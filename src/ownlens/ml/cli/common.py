@@ -15,7 +15,6 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from ownlens.ml.errors import InvalidInput
 from ownlens.ml.models import names
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -95,13 +94,9 @@ def report_error(message: str) -> None:
 def parse_date(value: str | None, option: str) -> date | None:
     if value is None:
         return None
-    try:
-        parsed = date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{option} {value!r} is not a date: use YYYY-MM-DD, e.g. 2026-02-01") from None
     from ownlens.ml.data.loaders import as_date  # (imported only when a date is given: --help stays light)
 
-    return as_date(parsed, option)
+    return as_date(value, option)
 
 
 def connect(dsn: str | None):

@@ -136,10 +136,13 @@ def as_date(value, name: str = "date") -> date:
     if isinstance(value, datetime):
         value = value.date()
     if not isinstance(value, date):
+        text = str(value)
         try:
-            value = date.fromisoformat(str(value))
+            if not (len(text) == 10 and text[4] == text[7] == "-"):  # fromisoformat also takes 20260201, 2026-W05...
+                raise ValueError(text)
+            value = date.fromisoformat(text)
         except ValueError:
-            raise InvalidInput(f"{name} {value!r} is not a date: use YYYY-MM-DD") from None
+            raise InvalidInput(f"{name} {value!r} is not a date: use YYYY-MM-DD, e.g. 2026-02-01") from None
     if not FIRST_DATE <= value <= LAST_DATE:
         raise InvalidInput(f"{name} {value} is outside the warehouse's dates ({FIRST_DATE} to {LAST_DATE})")
     return value

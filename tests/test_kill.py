@@ -1,0 +1,89 @@
+"""kill -9 in the middle of each long step, then the step again: the warehouse ends exactly as after one uninterrupted
+run (rows, keys, no duplicates, no scratch tables, no run left `running`). Every command in its own process, on a
+warehouse of its own (the embedded engine admits one process at a time), as a user or a scheduler runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+D0, D1 = "2026-01-26", "2026-02-25"
+# rows, and distinct keys (a duplicate shows as more rows than keys), of the tables the steps write
+FINGERPRINT = r"""
+import json, sys
+from ownlens.ml.warehouse import connect
+c = connect()
+keys = {"customer_user_features": "user_id, feature_date", "customer_user_labels": "user_id, feature_date",
+        "customer_user_state": "user_id, state_date", "customer_churn_predictions": "user_id, prediction_date",
+        "ml_model_predictions": "model_name, entity_id, prediction_date", "ml_model_registry": "model_name, model_version"}
+final = {"ml_model_registry": " FINAL"}  # versions are updated in place (stages)
+out = {t: c.query(f"SELECT count(), uniqExact({k}) FROM {t}{final.get(t, '')}").result_rows[0] for t, k in keys.items()}
+out["scratch"] = [r[0] for r in c.query("SELECT name FROM system.tables WHERE database = currentDatabase() AND startsWith(name, '_')").result_rows]
+out["running"] = c.command("SELECT count() FROM ml_model_training_runs FINAL WHERE status = 'running'")
+out["interrupted"] = c.command("SELECT count() FROM ml_model_training_runs FINAL WHERE startsWith(error_message, 'interrupted')")
+print(json.dumps(out, default=str))
+"""
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    home = tmp_path_factory.mktemp("kill")
+    env = {**os.environ, "OWNLENS_HOME": str(home), "OWNLENS_DSN": f"chdb://{home}/warehouse", "NO_COLOR": "1"}
+    for args in (["init"], ["simulate", "--users", "3000", "--days", "85", "--seed", "11"], ["features", "build", "--date", D0],
+                 ["features", "build", "--date", D1], ["train", "churn", "--promote"], ["predict", "churn", "--date", D1]):
+        done = cli(args, env)
+        assert done.returncode == 0, (args, done.stderr[-2000:])
+    return env
+
+
+def cli(args, env):
+    return subprocess.run([sys.executable, "-m", "ownlens.ml.cli", *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def fingerprint(env) -> dict:
+    done = subprocess.run([sys.executable, "-c", FINGERPRINT], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def killed(args, env, after_s: float) -> bool:
+    """Start ``args`` and kill -9 it ``after_s`` seconds in; whether it was still running then."""
+    process = subprocess.Popen([sys.executable, "-m", "ownlens.ml.cli", *args], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    time.sleep(after_s)
+    running = process.poll() is None
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return running
+
+
+@pytest.mark.parametrize("step", [["features", "build", "--date", D1], ["predict", "churn", "--date", D1]])
+def test_a_step_killed_mid_way_then_run_again_ends_as_one_run(env, step):
+    t0 = time.perf_counter()
+    assert cli(step, env).returncode == 0
+    took = time.perf_counter() - t0
+    expected = fingerprint(env)
+    interrupted = 0
+    for share in (0.6, 0.85):  # points within the run (start-up, about 1.5 s, included)
+        interrupted += killed(step, env, took * share)
+        assert cli(step, env).returncode == 0
+        assert fingerprint(env) == expected, share
+    assert interrupted, "every run ended before it could be killed"
+
+
+def test_a_training_run_killed_mid_way_is_marked_failed_by_the_next(env):
+    t0 = time.perf_counter()
+    assert cli(["train", "churn"], env).returncode == 0
+    took = time.perf_counter() - t0
+    assert any([killed(["train", "churn"], env, took * share) for share in (0.35, 0.5, 0.65)])  # (start-up, fit, report)
+    assert cli(["train", "churn"], env).returncode == 0
+    after = fingerprint(env)
+    assert after["running"] == 0 and after["scratch"] == []  # killed runs are marked failed by the next one
+    assert after["interrupted"] >= 1
+    assert after["ml_model_registry"][0] == after["ml_model_registry"][1]  # versions unique
