@@ -88,12 +88,15 @@ def test_every_command_has_help_with_an_example():
 def cli(make_db, warehouse_path, capsys, monkeypatch):
     """The command line in this process, on a fresh database of the test warehouse: what a subprocess would do,
     without paying a new interpreter and warehouse start-up for every command (the tests above do that)."""
+    monkeypatch.setenv("COLUMNS", "200")
+    return in_process(f"chdb://{warehouse_path}?database={make_db(init=False).database}", capsys, monkeypatch)
+
+
+def in_process(dsn, capsys, monkeypatch):
+    """``invoke(args)``: ``ownlens-ml ARGS --dsn DSN`` in this process; its exit code and what it printed."""
     from types import SimpleNamespace
 
     from ownlens.ml.cli import main
-
-    dsn = f"chdb://{warehouse_path}?database={make_db(init=False).database}"
-    monkeypatch.setenv("COLUMNS", "200")
 
     def invoke(args):
         monkeypatch.setattr(sys, "argv", ["ownlens-ml", *args, "--dsn", dsn])
@@ -285,9 +288,7 @@ def test_any_argument_gives_a_result_or_one_documented_error(labelled, trained, 
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from ownlens.ml.cli import main
-
-    dsn = f"chdb://{warehouse_path}?database={labelled.database}"
+    invoke = in_process(f"chdb://{warehouse_path}?database={labelled.database}", capsys, monkeypatch)
     registry = labelled.command("SELECT count() FROM ml_model_registry")
     value = st.one_of(st.sampled_from(VALUES), st.text(max_size=40), st.dates().map(str), st.uuids().map(str))
 
@@ -295,17 +296,10 @@ def test_any_argument_gives_a_result_or_one_documented_error(labelled, trained, 
     @given(command=st.sampled_from(range(len(COMMANDS))), v=value, w=value)
     def check(command, v, w):
         args = COMMANDS[command](v, w)
-        monkeypatch.setattr(sys, "argv", ["ownlens-ml", *args, "--dsn", dsn])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 0
-        printed = capsys.readouterr()
+        done = invoke(args)
         allowed = (0, 1, 2, 3) if args[:2] == ["features", "quality"] else (0, 2, 3)  # quality: 1 is a failed check
-        assert code in allowed, (args, code, printed.err)
-        assert "Traceback" not in printed.err, (args, printed.err)
+        assert done.returncode in allowed, (args, done.returncode, done.stderr)
+        assert "Traceback" not in done.stderr, (args, done.stderr)
 
     check()
     assert labelled.command("SELECT count() FROM ml_model_registry") == registry
