@@ -54,6 +54,7 @@ def _request(users: list[str]) -> tuple[str, str, bytes]:
 
 async def _load(users: list[str], concurrency: int, seconds: float) -> dict:
     latencies: list[float] = []
+    by_kind: dict[str, list[float]] = {}
     statuses: dict[str, dict[str, int]] = {}
     failures = 0
     stop = time.perf_counter() + seconds
@@ -77,6 +78,7 @@ async def _load(users: list[str], concurrency: int, seconds: float) -> dict:
                 reader, writer = await asyncio.open_connection("127.0.0.1", PORT)
                 continue
             latencies.append(time.perf_counter() - t)
+            by_kind.setdefault(kind, []).append(latencies[-1])
             status = answer.split(b" ", 2)[1].decode()
             statuses.setdefault(kind, {}).setdefault(status, 0)
             statuses[kind][status] += 1
@@ -89,7 +91,8 @@ async def _load(users: list[str], concurrency: int, seconds: float) -> dict:
     server_errors = sum(n for by in statuses.values() for s, n in by.items() if s.startswith("5"))
     return {"concurrency": concurrency, "seconds": round(elapsed), "requests": len(ms), "rps": round(len(ms) / elapsed),
             "server_errors": server_errors, "connection_failures": failures, "statuses": statuses,
-            "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2)}
+            "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
+            "by_kind_p50_p99_ms": {k: [round(float(np.percentile(v, q)) * 1000, 1) for q in (50, 99)] for k, v in by_kind.items()}}
 
 
 def main() -> None:
