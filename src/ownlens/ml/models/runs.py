@@ -81,6 +81,7 @@ def recorded_run(client: Client, name: str, parameters: dict):
     t0 = time.perf_counter()
     _live_runs.add(run["run_id"])
     store.record_run(client, run)
+    log.info("training started", extra={"fields": {"model": name, "run_id": run["run_id"]}})
     try:
         yield run
         run["status"] = "succeeded"

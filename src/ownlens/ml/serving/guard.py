@@ -49,7 +49,7 @@ class Guard:
         declared = _header(scope, b"content-length")
         if declared is not None:
             if not declared.isdigit():
-                return await _refuse(send, 400, "InvalidInput", "the Content-Length header is not a number")
+                return await _refuse(send, 422, "InvalidInput", "the Content-Length header is not a number")
             if int(declared) > limit:
                 return await _refuse(send, 413, "TooLarge", f"the request body is {int(declared):,} bytes; the limit is {limit:,}")
         if scope["method"] not in BODY_METHODS:
