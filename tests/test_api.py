@@ -222,18 +222,19 @@ def test_click_pairs_through_the_api(api, labelled):
 
 
 def test_one_route_for_every_model_documented_with_its_types(api, labelled, trained):
-    from ownlens.ml.models import names
+    from ownlens.ml.models import get, names
 
     http, _, _ = api
     schema = http.get("/openapi.json").json()
     for name in names():  # each model's own two routes, with its typed request and response
         title = "".join(p.title() for p in name.split("_"))
-        get_op = schema["paths"][f"/predict/{name}/{{user_id}}"]["get"]
+        key = get(name).entity[0]  # user_id, or article_id / brand_id for editorial models
+        get_op = schema["paths"][f"/predict/{name}/{{{key}}}"]["get"]
         post_op = schema["paths"][f"/predict/{name}"]["post"]
         assert f"{title}Predictions" in json.dumps(get_op["responses"]["200"]) + json.dumps(post_op["responses"]["200"])
         assert f"{title}Request" in json.dumps(post_op["requestBody"])
         params = {p["name"]: p for p in get_op["parameters"]}
-        assert params["user_id"]["schema"] == {"type": "string", "format": "uuid"} and params["user_id"]["in"] == "path"
+        assert params[key]["schema"] == {"type": "string", "format": "uuid"} and params[key]["in"] == "path"
         assert {"401", "404", "413", "422", "500", "503"} <= set(get_op["responses"]) <= {"200", "401", "404", "413", "422", "500", "503"}
     assert schema["paths"]["/predict/click/{user_id}"]["get"]["parameters"][2]["name"] == "article_id"
     assert "ChurnPrediction" in schema["components"]["schemas"]

@@ -37,7 +37,16 @@ def _count(client, sql: str, **params) -> int:
 
 
 def _key(client, model):
-    """A key with features on D1: a user (and, for pairs, an article the user was shown)."""
+    """A key with features on D1: a user (and, for pairs, an article the user was shown); for models of articles, an
+    article published in the days before D1; for models of brands, the brand with the most article views the day before."""
+    if model.entity == ("brand_id",):
+        return {"brand_id": client.command(
+            "SELECT toString(brand_id) FROM editorial_content_events WHERE event_timestamp >= {d:Date} - 1 "
+            "AND event_timestamp < {d:Date} GROUP BY brand_id ORDER BY count() DESC LIMIT 1", parameters={"d": D1})}
+    if model.entity == ("article_id",):
+        return {"article_id": client.command(
+            "SELECT toString(article_id) FROM editorial_articles WHERE publish_timestamp < {d:Date} "
+            "AND publish_timestamp >= {d:Date} - 3 ORDER BY article_id LIMIT 1", parameters={"d": D1})}
     user, article = client.query(
         "SELECT toString(e.user_id), toString(e.article_id) FROM customer_events AS e WHERE e.event_type = 'article_impression' "
         "AND e.event_timestamp >= {d:Date} AND e.user_id IN (SELECT user_id FROM customer_user_features WHERE feature_date = {d:Date}) "
@@ -57,7 +66,8 @@ def test_every_model_trains_predicts_stores_reloads_and_serves(name, trained, la
     assert again == pytest.approx(result.metrics[model.primary_metric])
     # a batch of D1 is stored, and a second run replaces it
     table = model.output_table
-    date_column = {"customer_user_segment_assignments": "assignment_date", "customer_recommendations": "recommendation_date"}.get(
+    date_column = {"customer_user_segment_assignments": "assignment_date", "customer_recommendations": "recommendation_date",
+                   "editorial_trending": "toDate(hour) + 1"}.get(
         table, "prediction_date")
     counted = f"SELECT count() FROM {table} WHERE {date_column} = {{d:Date}}" + (" AND model_name = {m:String}" if table == "ml_model_predictions" else "")
     first = predict(model, labelled, feature_date=D1)
@@ -66,19 +76,19 @@ def test_every_model_trains_predicts_stores_reloads_and_serves(name, trained, la
     assert first["rows"] == second["rows"] > 0 and _count(labelled, counted, d=D1, m=name) == stored > 0
     # one key looked up through the protocol: a record of the model's declared type, made by the production version
     ids = _key(labelled, model)
-    key = ids["user_id"] if len(model.entity) == 1 else tuple(ids[e] for e in model.entity)
+    key = ids[model.entity[0]] if len(model.entity) == 1 else tuple(ids[e] for e in model.entity)
     frame = lookup(model, labelled, [key], feature_date=D1)
     assert len(frame) >= 1 and set(frame["model_version"]) == {result.model.version}
     # and through the API's one prediction route, typed as OpenAPI says
     with TestClient(create_app(Settings(api_keys=None), labelled)) as http:
         extra = {e: ids[e] for e in model.entity[1:]}
-        got = http.get(f"/predict/{name}/{ids['user_id']}", params={"feature_date": str(D1), **extra})
+        got = http.get(f"/predict/{name}/{ids[model.entity[0]]}", params={"feature_date": str(D1), **extra})
         assert got.status_code == 200, got.text
         body = got.json()
         assert body["model"] == name and len(body["predictions"]) == 1
         model.record.model_validate(body["predictions"][0])
         posted = http.post(f"/predict/{name}", json={"pairs": [extra | {"user_id": ids["user_id"]}]} if extra else
-                           {"user_ids": [ids["user_id"]]})
+                           {f"{model.entity[0]}s": [ids[model.entity[0]]]})
         assert posted.status_code == 200 and posted.json()["predictions"], posted.text
         schema = http.get("/openapi.json").json()
         assert model.record.__name__ in schema["components"]["schemas"]

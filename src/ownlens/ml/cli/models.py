@@ -179,6 +179,48 @@ def predict(
     emit(result, as_json, f"{name} predictions ({result.get('table')})")
 
 
+@app.command(epilog="Examples: ownlens-ml trending --brand daily-herald\n\n"
+                    "ownlens-ml trending --at 2026-03-09 --hours 48 --json")
+def trending(
+    brand: Optional[str] = typer.Option(None, "--brand", help="This brand (id, code or name); default: every brand."),
+    hours: int = typer.Option(24, "--hours", min=1, max=168, help="The window: the hours before --at (or now) looked at."),
+    at: Optional[str] = typer.Option(None, "--at", help="A date: the window ends at its start (default: now)."),
+    k: int = typer.Option(10, "-k", min=1, max=20, help="Items per level."),
+    version: str = typer.Option("production", help="Version or stage of the trending model."),
+    as_json: bool = json_option(),
+    dsn: Dsn = dsn_option(),
+):
+    """What is trending per brand: the categories, topics and articles of the latest hour with article views in the
+    window, ranked against their own seasonal baseline, and every burst of the window (as GET /trending)."""
+    from ownlens.ml.data.loaders import resolve_brand
+    from ownlens.ml.pipelines.inference import lookup
+
+    client = connect(dsn)
+    d = parse_date(at, "--at")
+    brands = ([resolve_brand(client, brand)] if brand else
+              [r[0] for r in client.query("SELECT DISTINCT toString(brand_id) FROM brands ORDER BY 1").result_rows])
+    frame = lookup(model("trending"), client, brands, version=version, feature_date=d, hours=hours, k=k)
+    if frame.empty:
+        raise NotFound(f"no article views in the {hours} hours before {('the start of ' + str(d)) if d else 'now'}: "
+                       "pass --at DATE within the editorial events, or a longer --hours")
+    records = json.loads(frame.to_json(orient="records"))
+    if as_json:
+        out.print_json(json.dumps({"trending": records}, default=str))
+        return
+    from rich.table import Table
+
+    for record in records:
+        for level in ("topics", "categories", "articles", "bursts"):
+            table = Table(title=f"brand {record['brand_id']}: {level}" + (f" in the {hours} h before {record['as_of']}"
+                          if level == "bursts" else f" at {record['hour']}"))
+            for column in ("rank", "name", "views", "expected", "score", "reason"):
+                table.add_column(column)
+            for item in record[level]:
+                table.add_row(str(item["rank"]) if level != "bursts" else item["hour"][5:16], item["name"][:40], str(item["views"]),
+                              f"{item['expected_views']:.1f}", f"{item['score']:.1f}", item["reason"])
+            out.print(table)
+
+
 def _keys(definition, ids: dict[str, list[str]]) -> list:
     """The lookup keys of the ids given on the command line, in the model's entity order."""
     import itertools

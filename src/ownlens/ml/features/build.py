@@ -18,6 +18,7 @@ STEPS = [
     ("editorial_article_performance", editorial.build_article_performance),
     ("editorial_author_performance", editorial.build_author_performance),
     ("editorial_category_performance", editorial.build_category_performance),
+    ("editorial_article_features", editorial.build_article_features),
 ]
 
 

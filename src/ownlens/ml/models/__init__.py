@@ -23,6 +23,8 @@ MODELS = {
     "segmentation": "ownlens.ml.models.customer.segmentation:SEGMENTATION",
     "recommendation": "ownlens.ml.models.content.recommendation:RECOMMENDATION",
     "ad_placement": "ownlens.ml.models.advertising.placement:AD_PLACEMENT",
+    "article_performance": "ownlens.ml.models.editorial.article_performance:ARTICLE_PERFORMANCE",
+    "trending": "ownlens.ml.models.editorial.trending:TRENDING",
 }
 
 

@@ -12,6 +12,16 @@ from clickhouse_connect.driver.client import Client
 from ownlens.ml.models.scoring import LatestDate, canonical_key
 
 
+def lookup_frame(records: list[dict], unknown: list, message: str) -> pd.DataFrame:
+    """A server's records as the protocol's frame: ``attrs["unknown"]`` lists the unknown keys, ``attrs["message"]``
+    says ``message`` (with how many, and the first) when there are any."""
+    out = pd.DataFrame(records)
+    out.attrs["unknown"] = unknown
+    if unknown:
+        out.attrs["message"] = f"{len(unknown)} of the requested {message}: {unknown[0]}"
+    return out
+
+
 class LookupServer:
     """Answers with ``lookup(client, model, keys, d, **options) -> (records, unknown keys)``, one record per known key.
 

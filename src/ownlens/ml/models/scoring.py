@@ -127,17 +127,19 @@ FROM {raw}""", parameters=params)
 
 
 USER_PREDICTIONS = """
-SELECT generateUUIDv4(), toUUIDOrNull({model_id:String}), {model:String}, {version:String}, 'user', user_id,
-       toUUID(brand_id), {d:Date}, value, label, toUUID({batch:String}), now64(3)
+SELECT generateUUIDv4(), toUUIDOrNull({model_id:String}), {model:String}, {version:String}, {entity_type:String},
+       {entity:Identifier}, toUUID(brand_id), {d:Date}, value, label, toUUID({batch:String}), now64(3)
 FROM {raw:Identifier}
 """
 OTHER_BRANDS_PREDICTIONS = "model_name = {model:String} AND prediction_date = {d:Date} AND brand_id != {brand:UUID}"
 
 
-def store_user_predictions(client: Client, model: TrainedModel, d: date, raw: str, brand=None) -> int:
-    """Replace ``model``'s ml_model_predictions rows of ``d`` with the rows of table ``raw`` (columns user_id and
-    brand_id as text, ``value`` and ``label``). With ``brand`` (an id) only that brand's rows are replaced."""
+def store_user_predictions(client: Client, model: TrainedModel, d: date, raw: str, brand=None, entity_type: str = "user") -> int:
+    """Replace ``model``'s ml_model_predictions rows of ``d`` with the rows of table ``raw`` (columns user_id, or
+    ``{entity_type}_id``, and brand_id as text, ``value`` and ``label``). With ``brand`` (an id) only that brand's
+    rows are replaced."""
     params = {"raw": raw, "brand": brand, "d": d, "model": model.spec_name, "version": model.version or "unregistered",
+              "entity_type": entity_type, "entity": f"{entity_type}_id",
               "model_id": model.model_id or "", "batch": str(uuid.uuid4())}
     return replace_partition(client, "ml_model_predictions", (model.spec_name, d), USER_PREDICTIONS, params,
                              partition_type=("String", "Date"), keep=OTHER_BRANDS_PREDICTIONS if brand else None)

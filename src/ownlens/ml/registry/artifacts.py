@@ -17,7 +17,10 @@ from ownlens.ml.errors import CorruptArtifact, InvalidInput, NotFound
 
 MANIFEST = "manifest.json"
 FORMAT = "ownlens-model/1"
-ALLOWED_MEMBERS = {"model.json", "estimator.json", "model.ubj", "model.txt", "model.skops", MANIFEST}
+ESTIMATOR_MEMBERS = {"estimator.json", "model.ubj", "model.txt", "model.skops"}
+# an estimator made of two (e.g. a value and a rate) keeps each part's members in a folder of that name
+ESTIMATOR_PARTS = ("primary", "secondary")
+ALLOWED_MEMBERS = {"model.json", MANIFEST} | ESTIMATOR_MEMBERS | {f"{p}/{m}" for p in ESTIMATOR_PARTS for m in ESTIMATOR_MEMBERS}
 
 
 def sha256(data: bytes) -> str:

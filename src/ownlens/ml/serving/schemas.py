@@ -36,16 +36,18 @@ class Pair(BaseModel):
 
 @lru_cache(maxsize=None)
 def request_type(name: str):
-    """The body of ``POST /predict/{name}``: ``user_ids`` for user models, ``pairs`` for models of user x article pairs,
+    """The body of ``POST /predict/{name}``: ``user_ids`` for user models (``article_ids`` for article models), ``pairs``
+    for models of user x article pairs,
     the feature date, and the model's lookup options (if it has any)."""
     from ownlens.ml.models import get
 
     model = get(name)
     title = "".join(part.title() for part in name.split("_"))
     limit = {"min_length": 1, "max_length": MAX_BATCH}
+    what = model.entity[0].removesuffix("_id")
     fields = ({"pairs": (list[Pair], Field(description=f"Up to {MAX_BATCH:,} (user, article) pairs.", **limit))}
               if len(model.entity) > 1 else
-              {"user_ids": (list[Id], Field(description=f"Up to {MAX_BATCH:,} user ids.", **limit))})
+              {f"{what}_ids": (list[Id], Field(description=f"Up to {MAX_BATCH:,} {what} ids.", **limit))})
     fields["feature_date"] = (FeatureDate, None)
     if model.lookup_options is not None:  # strict in a JSON body (false is no seed, "yes" no boolean); lax in a query string
         strict = type(f"{title}Options", (model.lookup_options,), {"model_config": ConfigDict(strict=True, extra="forbid"),

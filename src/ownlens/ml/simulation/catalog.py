@@ -42,6 +42,10 @@ CATEGORIES = [
     ("opinion", "Opinion", ["Columns", "Letters", "Editorials"]),
 ]
 
+# every topic as (category index, topic name): an article's topic is an index into this list
+TOPICS = [(c, topic) for c, (_, _, topics) in enumerate(CATEGORIES) for topic in topics]
+FIRST_TOPIC = np.cumsum([0] + [len(topics) for _, _, topics in CATEGORIES])[:-1]  # of each category
+
 # code, name, continent, timezone, share of users, cities (name, population)
 COUNTRIES = [
     ("GB", "United Kingdom", "Europe", "Europe/London", 0.34, [("London", 8900000), ("Manchester", 550000), ("Birmingham", 1140000), ("Glasgow", 630000), ("Leeds", 790000)]),

@@ -30,8 +30,11 @@ DATA_TABLES = [
     "customer_events", "customer_sessions", "customer_user_state", "customer_user_features", "customer_user_labels",
     "customer_session_summary_daily", "editorial_authors", "editorial_articles", "editorial_article_content",
     "editorial_content_events", "editorial_article_performance", "editorial_author_performance",
-    "editorial_category_performance", "sim_runs", "sim_users", "sim_articles", "sim_user_truth",
+    "editorial_category_performance", "editorial_article_features", "editorial_article_predictions", "editorial_trending",
+    "sim_runs", "sim_users", "sim_articles", "sim_user_truth", "sim_topic_bursts",
 ]
+CANDIDATES = 3  # articles a reader weighs at each step: the one read is drawn by appeal (and any burst of its topic)
+BURSTS_PER_WEEK = 2.0  # news events per brand: a topic spikes for hours or days
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,10 @@ class Articles:
     group: np.ndarray
     first_of_group: np.ndarray
     publish_s: np.ndarray
-    quality: np.ndarray
+    quality: np.ndarray  # the latent appeal: how readily readers pick and finish it (sim_articles.quality)
     brand: np.ndarray
     category: np.ndarray
+    topic: np.ndarray  # index into catalog.TOPICS
     author: np.ndarray
     has_video: np.ndarray
     words: np.ndarray
@@ -129,7 +133,43 @@ def _epoch_s(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp())
 
 
-def _make_articles(cfg: SimulationConfig, client: Client) -> Articles:
+@dataclass
+class Bursts:
+    """Injected news events (sim_topic_bursts): in one brand, a topic spikes from ``start_s`` to ``end_s``, readers
+    turning to its category and to articles on it by ``1 + intensity`` at the start, fading linearly to 1."""
+
+    brand: np.ndarray
+    category: np.ndarray
+    topic: np.ndarray  # index into catalog.TOPICS
+    start_s: np.ndarray
+    end_s: np.ndarray
+    intensity: np.ndarray
+
+    def boost(self, j: int, brand: np.ndarray, at_s: np.ndarray) -> np.ndarray:
+        """Burst ``j``'s multiplier for sessions of ``brand`` starting at ``at_s`` (1 outside it)."""
+        inside = (brand == self.brand[j]) & (at_s >= self.start_s[j]) & (at_s < self.end_s[j])
+        fade = 1 - (at_s - self.start_s[j]) / (self.end_s[j] - self.start_s[j])
+        return np.where(inside, 1 + self.intensity[j] * fade, 1.0)
+
+
+def _make_bursts(cfg: SimulationConfig) -> Bursts:
+    rng = np.random.default_rng([cfg.seed, 1_000_003])
+    t0, t1 = _epoch_s(cfg.start - timedelta(days=PRE_WINDOW_DAYS)), _epoch_s(cfg.end)
+    parts = []
+    for b in range(len(cat.BRANDS)):
+        n = rng.poisson(BURSTS_PER_WEEK * (t1 - t0) / (7 * 86400))
+        mix = np.array(cat.BRANDS[b][4], dtype=float)
+        c = rng.choice(len(cat.CATEGORIES), n, p=mix / mix.sum())
+        topic = cat.FIRST_TOPIC[c] + np.floor(rng.random(n) * [len(cat.CATEGORIES[k][2]) for k in c]).astype(np.int64)
+        start = np.floor(rng.uniform(t0, t1, n))
+        hours = np.clip(np.exp(rng.normal(np.log(18), 0.6, n)), 4, 96)
+        parts.append((np.full(n, b), c, topic, start, start + np.round(hours * 3600), np.exp(rng.normal(np.log(4), 0.4, n))))
+    columns = [np.concatenate(column) for column in zip(*parts)]
+    order = np.argsort(columns[3], kind="stable")
+    return Bursts(*(column[order] for column in columns))
+
+
+def _make_articles(cfg: SimulationConfig, client: Client, bursts: Bursts) -> Articles:
     rng = np.random.default_rng([cfg.seed, 1_000_001])
     n_brands, n_cats = len(cat.BRANDS), len(cat.CATEGORIES)
     t0 = _epoch_s(cfg.start - timedelta(days=PRE_WINDOW_DAYS))
@@ -164,6 +204,7 @@ def _make_articles(cfg: SimulationConfig, client: Client) -> Articles:
             columns["has_video"].append(rng.random(n) < (0.35 if cat.CATEGORIES[c][0] in ("sport", "culture", "technology") else 0.12))
             columns["words"].append(np.exp(rng.normal(np.log(700), 0.4, n)).astype(np.int64))
     arrays = {k: np.concatenate(v) for k, v in columns.items()}
+    arrays["topic"] = _topics(cfg, arrays, bursts)
     n_articles = len(arrays["group"])
     ids = _uuid_bytes(rng, n_articles)
     author_id_raw = _uuid_bytes(rng, len(author_rows))
@@ -176,14 +217,42 @@ def _make_articles(cfg: SimulationConfig, client: Client) -> Articles:
     articles = Articles(key=arrays["group"] * 1e10 + arrays["publish_s"], first_of_group=first_of_group,
                         ids=ids, author_ids=author_id_raw, **arrays)
     _write_articles(cfg, client, articles, author_rows, rng, adjectives)
+    _write_bursts(client, bursts)
     return articles
+
+
+def _topics(cfg: SimulationConfig, a: dict, bursts: Bursts) -> np.ndarray:
+    """Each article's topic: any of its category's, except that during a burst most of the brand's articles in that
+    category cover the burst's topic."""
+    rng = np.random.default_rng([cfg.seed, 1_000_004])
+    sizes = np.array([len(topics) for _, _, topics in cat.CATEGORIES])
+    topic = cat.FIRST_TOPIC[a["category"]] + np.floor(rng.random(len(a["category"])) * sizes[a["category"]]).astype(np.int64)
+    for j in range(len(bursts.brand)):
+        covering = ((a["brand"] == bursts.brand[j]) & (a["category"] == bursts.category[j]) & (a["publish_s"] >= bursts.start_s[j])
+                    & (a["publish_s"] < bursts.end_s[j]) & (rng.random(len(topic)) < 0.7))
+        topic[covering] = bursts.topic[j]
+    return topic
+
+
+def _write_bursts(client: Client, b: Bursts) -> None:
+    brand_ids = [str(cat.stable_id("brand", code)) for code, *_ in cat.BRANDS]
+    category_ids = [str(cat.stable_id("category", code)) for code, *_ in cat.CATEGORIES]
+    client.insert_df("sim_topic_bursts", pd.DataFrame({
+        "burst_id": np.arange(len(b.brand), dtype=np.uint32),
+        "brand_id": [brand_ids[i] for i in b.brand],
+        "category_id": [category_ids[i] for i in b.category],
+        "topic": [cat.TOPICS[t][1] for t in b.topic],
+        "start_at": pd.to_datetime(b.start_s.astype(np.int64), unit="s"),
+        "end_at": pd.to_datetime(b.end_s.astype(np.int64), unit="s"),
+        "intensity": b.intensity,
+    }))
 
 
 def _write_articles(cfg, client, a: Articles, author_rows, rng, adjectives) -> None:
     brand_ids = _uuid_table([cat.stable_id("brand", b[0]) for b in cat.BRANDS])
     cat_ids = _uuid_table([cat.stable_id("category", c[0]) for c in cat.CATEGORIES])
     n = len(a.group)
-    topics = np.array([rng.choice(cat.CATEGORIES[c][2]) for c in a.category])
+    topics = np.array([name for _, name in cat.TOPICS], dtype=object)[a.topic]
     nouns = ["plan", "deal", "debate", "comeback", "breakthrough", "crisis", "season", "vote", "record", "warning", "launch", "shift"]
     titles = [f"{topics[i]}: {adjectives[j]} the {nouns[k]}" for i, (j, k) in
               enumerate(zip(rng.integers(0, len(adjectives), n), rng.integers(0, len(nouns), n)))]
@@ -313,10 +382,10 @@ def activity_multiplier(cfg: SimulationConfig, day_index: np.ndarray) -> np.ndar
     return np.where(day_index >= (cfg.drift_at - cfg.start).days, 0.6, 1.0)
 
 
-def _make_events(cfg: SimulationConfig, u: Users, arts: Articles, batch: int) -> tuple[pa.Table, int]:
+def _make_events(cfg: SimulationConfig, u: Users, arts: Articles, bursts: Bursts, batch: int) -> tuple[pa.Table, int]:
     """Sessions and their events for one batch of users, as an Arrow table shaped like customer_events."""
     rng = np.random.default_rng([cfg.seed, batch, 2])
-    n_brands, n_cats = len(cat.BRANDS), len(cat.CATEGORIES)
+    n_brands = len(cat.BRANDS)
     start_s = _epoch_s(cfg.start)
     weekday0 = cfg.start.weekday()
 
@@ -351,10 +420,11 @@ def _make_events(cfg: SimulationConfig, u: Users, arts: Articles, batch: int) ->
     # a chain of article views: each view shows a teaser that the user clicks with the oracle probability
     mix = np.array([b[4] for b in cat.BRANDS], dtype=float)
     weights = u.prefs[s_user] * (mix / mix.sum(1, keepdims=True))[s_brand]
+    for j in range(len(bursts.brand)):  # a news event turns readers to its category
+        weights[:, bursts.category[j]] *= bursts.boost(j, s_brand, s_start)
     cum = np.cumsum(weights / weights.sum(1, keepdims=True), 1)
     cand_cat = _categorical(rng, cum[:, None, :].repeat(MAX_STEPS, 1))
-    age_s = np.minimum(rng.exponential(1.1, (n_s, MAX_STEPS)), 20) * 86400
-    cand = arts.pick(s_brand[:, None] * n_cats + cand_cat, s_start[:, None] - age_s)
+    cand = _choose_articles(rng, arts, bursts, s_brand, s_start, cand_cat)
     pref = np.take_along_axis(u.prefs[s_user], cand_cat, 1)
     p_click = click_probability(pref, arts.quality[cand], u.click_affinity[s_user][:, None])
     clicked = rng.random((n_s, MAX_STEPS)) < p_click
@@ -403,6 +473,29 @@ def _make_events(cfg: SimulationConfig, u: Users, arts: Articles, batch: int) ->
 
     ev = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return _events_table(ev, u, s_user, s_brand, s_combo, s_ids, arts, rng), n_s
+
+
+def _choose_articles(rng, arts: Articles, bursts: Bursts, s_brand, s_start, cand_cat) -> np.ndarray:
+    """The article read at each step: of ``CANDIDATES`` recent articles of the step's category, one drawn with weight
+    exp(appeal), times the boost of a burst on its topic: what makes an article's views follow its latent appeal."""
+    n_s, n_cats = len(s_brand), len(cat.CATEGORIES)
+    chosen = np.empty((n_s, MAX_STEPS), dtype=np.int64)
+    for lo in range(0, n_s, 100_000):  # bounded memory: a slice of sessions at a time
+        hi = min(n_s, lo + 100_000)
+        # news ages fast: half of what is read is hours old (the front page), half days old (search, links, feeds)
+        shape = (hi - lo, MAX_STEPS, CANDIDATES)
+        age_s = np.minimum(rng.exponential(np.where(rng.random(shape) < 0.5, 1 / 3, 1.5)), 20) * 86400
+        group = (s_brand[lo:hi, None] * n_cats + cand_cat[lo:hi])[:, :, None]
+        cand = arts.pick(np.broadcast_to(group, age_s.shape), s_start[lo:hi, None, None] - age_s)
+        weight = np.exp(arts.quality[cand])
+        first, last = s_start[lo:hi].min(), s_start[lo:hi].max()
+        for j in np.nonzero((bursts.start_s <= last) & (bursts.end_s > first))[0]:
+            boost = bursts.boost(j, s_brand[lo:hi], s_start[lo:hi])
+            weight *= np.where(arts.topic[cand] == bursts.topic[j], boost[:, None, None], 1.0)
+        cum = np.cumsum(weight, 2)
+        pick = (rng.random((hi - lo, MAX_STEPS, 1)) * cum[:, :, -1:] > cum).sum(2).clip(0, CANDIDATES - 1)
+        chosen[lo:hi] = np.take_along_axis(cand, pick[:, :, None], 2)[:, :, 0]
+    return chosen
 
 
 _COMBOS = None
@@ -546,7 +639,8 @@ def simulate(client: Client, cfg: SimulationConfig, progress=None) -> dict:
     now = pd.Timestamp.now().floor("s")
     for table, frame in cat.reference_frames(now).items():
         client.insert_df(table, frame)
-    articles = _make_articles(cfg, client)
+    bursts = _make_bursts(cfg)
+    articles = _make_articles(cfg, client, bursts)
     staging = scratch_table(client, "sim_events")
     client.command(f"CREATE TABLE {staging} AS customer_events ENGINE = Memory")
     combos = device_combos_cache()
@@ -554,7 +648,7 @@ def simulate(client: Client, cfg: SimulationConfig, progress=None) -> dict:
 
     def generate(batch: int, first: int):
         users = _make_users(cfg, batch, min(USERS_PER_BATCH, cfg.users - first), combos)
-        return users, *_make_events(cfg, users, articles, batch)
+        return users, *_make_events(cfg, users, articles, bursts, batch)
 
     starts = list(range(0, cfg.users, USERS_PER_BATCH))
     # numpy generation of the next batch overlaps the warehouse work on this one; at most

@@ -1,12 +1,14 @@
-"""The prediction routes, the same two for every model in the registry: ``GET /predict/{name}/{user_id}`` and
+"""The prediction routes, the same two for every model in the registry: ``GET /predict/{name}/{user_id}`` (or
+``{article_id}`` for models of articles) and
 ``POST /predict/{name}``, added per model so that OpenAPI documents each one's own ids, options, request and typed
 response; ``/recommendations``, ``/segments`` and ``/ads/placement`` are aliases that return one user's record."""
 
 from __future__ import annotations
 
 import json
+from datetime import date
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -29,7 +31,9 @@ UUID = {"type": "string", "format": "uuid"}
 def query_parameters(model) -> list[dict]:
     """The OpenAPI parameters of ``GET /predict/{model}/{user_id}``: the path's user, the feature date, the pair's
     other ids (required), and the model's lookup options."""
-    out = [{"name": "user_id", "in": "path", "required": True, "schema": UUID, "description": "The user the prediction is about."},
+    key = model.entity[0]
+    out = [{"name": key, "in": "path", "required": True, "schema": UUID,
+            "description": f"The {key.removesuffix('_id')} the prediction is about."},
            {"name": "feature_date", "in": "query", "required": False, "schema": DATE_SCHEMA,
             "description": "Features of this date; default: the latest built."}]
     out += [{"name": e, "in": "query", "required": True, "schema": UUID, "description": f"The {e.removesuffix('_id')}."}
@@ -65,7 +69,7 @@ def _user_of(key) -> str:
 def predictions(request: Request, name: str, keys: list, feature_date, options: dict) -> dict:
     """Every key's prediction by the version serving it (production, or its arm's during an A/B test)."""
     if not keys:
-        raise InvalidInput("nothing to score: give user_ids (or pairs for click)")
+        raise InvalidInput("nothing to score: give user_ids (article_ids for article models, pairs for click)")
     feature_date = as_date(feature_date, "feature_date") if feature_date is not None else None
     served, metrics = deps.resolved(request, deps.served), deps.resolved(request, deps.metrics)
     production = served.server(name)
@@ -123,8 +127,10 @@ async def one(request: Request, name: str, key: str) -> dict:
             return {"model": name, "model_version": production, "predictions": [record], "unknown": []}
     body = await run_in_threadpool(predictions, request, name, [lookup], feature_date, options)
     if not body["predictions"]:
-        raise NotFound(f"{' '.join(str(k) for k in (lookup if isinstance(lookup, tuple) else (lookup,)))} has no features on that date: "
-                       "unknown id, or not active in the 30 days before it")
+        why = {("article_id",): "unknown article, or not published by then",
+               ("brand_id",): "unknown brand, or no article views in the hours before then"}.get(
+            model.entity, "unknown id, or not active in the 30 days before it")
+        raise NotFound(f"{' '.join(str(k) for k in (lookup if isinstance(lookup, tuple) else (lookup,)))} has no features on that date: {why}")
     return body
 
 
@@ -138,11 +144,11 @@ def add_model_routes(name: str) -> None:
     async def predict_one(request: Request):
         # the hot path: FastAPI resolves every declared parameter and dependency per request at a cost several
         # times the prediction's, so the parameters are read here (and documented in openapi_extra)
-        return _json(await one(request, name, request.path_params["user_id"]))
+        return _json(await one(request, name, request.path_params[model.entity[0]]))
 
     def predict_many(request: Request, body=Body(...)):
         keys = ([tuple(getattr(p, e) for e in model.entity) for p in body.pairs] if len(model.entity) > 1
-                else list(body.user_ids))
+                else list(getattr(body, f"{model.entity[0]}s")))
         options = getattr(body, "options", None)
         return _json(predictions(request, name, keys, body.feature_date,
                                  options.model_dump(exclude_unset=True) if options is not None else {}))
@@ -150,9 +156,10 @@ def add_model_routes(name: str) -> None:
     predict_many.__annotations__["body"] = body_type  # the model's own request type (a closure's, so set here)
     pair = " x ".join(e.removesuffix("_id") for e in model.entity)
     predict_one.__doc__ = (f"One {name} prediction ({model.description}); 404 when the {pair} has no features on that date.")
-    predict_many.__doc__ = (f"{name} predictions for up to {MAX_BATCH:,} " + ("pairs" if len(model.entity) > 1 else "users")
+    predict_many.__doc__ = (f"{name} predictions for up to {MAX_BATCH:,} "
+                            + ("pairs" if len(model.entity) > 1 else model.entity[0].removesuffix("_id") + "s")
                             + "; ids without features on that date are listed in `unknown`.")
-    router.add_api_route(f"/predict/{name}/{{user_id}}", predict_one, methods=["GET"], response_model=response,
+    router.add_api_route(f"/predict/{name}/{{{model.entity[0]}}}", predict_one, methods=["GET"], response_model=response,
                          name=f"predict_{name}", summary=f"One {name} prediction", responses=ERRORS,
                          openapi_extra={"parameters": query_parameters(model)})
     router.add_api_route(f"/predict/{name}", predict_many, methods=["POST"], response_model=response,
@@ -184,3 +191,31 @@ alias("/segments/{user_id}", "segmentation", "A user's segment (the production s
 alias("/ads/placement/{user_id}", "ad_placement", "Where to show this user's ad: the placement with the highest expected "
       "revenue; `explore` (default) samples click rates from their posteriors (Thompson sampling), false takes their means. "
       "Users without features get the average responsiveness. The same as `/predict/ad_placement/{user_id}`.")
+
+
+def _trending(request: Request, brand: str | None, hours: int, k: int, at: str | None) -> dict:
+    from ownlens.ml.data.loaders import resolve_brand
+
+    client = deps.resolved(request, deps.warehouse)
+    brands = ([resolve_brand(client, brand)] if brand else
+              [r[0] for r in client.query("SELECT DISTINCT toString(brand_id) FROM brands ORDER BY 1").result_rows])
+    body = predictions(request, "trending", brands, at, lookup_options(get("trending"), {"hours": hours, "k": k}))
+    if not body["predictions"]:
+        when = f"the start of {at}" if at else "now"
+        raise NotFound(f"no article views in the {hours} hours before {when}" + (f" in brand {brand}" if brand else "")
+                       + ": pass at=DATE within the editorial events, or a longer hours=")
+    return body
+
+
+@router.get("/trending", response_model=predictions_type("trending"), name="trending", summary="What is trending",
+            responses=ERRORS, openapi_extra={"parameters": [KEY_PARAM]})
+def trending(request: Request,
+             brand: str | None = Query(None, min_length=1, description="A brand id, code or name (default: every brand)."),
+             hours: int = Query(24, ge=1, le=168, description="The window: the hours before `at` looked at."),
+             k: int = Query(10, ge=1, le=20, description="Items per level."),
+             at: date | None = Query(None, description="A date: the window ends at its start (default: now, or the end of "
+                                                         "the latest hour with views when that is earlier).")):
+    """Per brand (one, by id, code or name, or every brand), the categories, topics and articles trending in the latest
+    hour with article views in the ``hours`` before ``at`` (or now), against their own seasonal baseline, and the bursts
+    of that window (the production trending model). The same as ``/predict/trending/{brand_id}``, for every brand."""
+    return _json(_trending(request, brand, hours, k, at))

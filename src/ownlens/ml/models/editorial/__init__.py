@@ -1,0 +1,1 @@
+"""Editorial models: what an editor asks of the newsroom's data (article performance, what is trending)."""
