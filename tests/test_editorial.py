@@ -141,3 +141,36 @@ def test_realised_performance_is_measured_once_the_seven_days_have_passed(editor
     found = model.realised(client, known)
     assert found["rows"] > 100 and found["spearman"] > 0.3 and found["mae_log_views"] < 1.5
     assert model.realised(client, recent) is None  # its articles' seven days have not passed
+
+
+def test_shares_and_referrers_are_recorded_and_follow_appeal(editorial):
+    client, _ = editorial
+    (_, share_low, social_low), (_, share_high, social_high) = client.query("""
+        SELECT s.quality > (SELECT quantile(0.75)(quality) FROM sim_articles) AS appealing,
+               countIf(e.event_type = 'share') / countIf(e.event_type = 'article_view'),
+               countIf(e.event_type = 'article_view' AND e.referrer = 'social')
+                 / countIf(e.event_type = 'article_view' AND e.referrer != 'internal')
+        FROM editorial_content_events AS e INNER JOIN sim_articles AS s ON s.article_id = e.article_id
+        GROUP BY appealing ORDER BY appealing""").result_rows
+    assert 0.002 < share_low < share_high < 0.06 and 0.05 < social_low < social_high < 0.6
+    # and they are early-traction features, known once their window has closed
+    as_of = datetime(D.year, D.month, D.day, tzinfo=timezone.utc)
+    frame = articles.rows(client, as_of - timedelta(days=3), as_of - timedelta(hours=6), as_of)
+    assert frame["shares_6h"].notna().all() and frame["from_social_6h"].between(0, 1).any()
+    assert {f"{k}_{h}h" for k in ("shares", "from_social", "from_search", "from_internal") for h in (1, 3, 6)} <= set(articles.FEATURES)
+
+
+def test_monitoring_measures_both_editorial_models_against_what_happened(editorial):
+    from ownlens.ml.monitoring.monitor import monitor
+
+    client, results = editorial
+    d = D - timedelta(days=7)
+    for name in ("article_performance", "trending"):
+        get(name).predict_batch(client, results[name].model, d)
+    performance = monitor(client, get("article_performance"), d).performance
+    assert performance["rows"] > 100 and performance["spearman"] > 0.3
+    trending = monitor(client, get("trending"), d).performance  # against the simulator's bursts of the day before d
+    assert trending["flagged_hours"] >= 0 and "bursts" in trending
+    stored = client.command("SELECT count() FROM ml_model_monitoring WHERE model_name = 'trending' AND monitoring_date = {d:Date}",
+                            parameters={"d": d})
+    assert stored > 0

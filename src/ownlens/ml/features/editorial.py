@@ -102,13 +102,17 @@ HORIZONS_H = (1, 3, 6)
 OUTCOME_DAYS = 7
 AUTHOR_DAYS = 30  # the author's record: articles published 7 + 30 .. 7 days before, whose 7-day outcomes are known
 COMPLETED = 0.75  # a read counts as completed when the reader scrolled through at least 75 % of the article
-TRACTION = ("views", "readers", "clicks", "impressions", "scroll", "completion", "engagement", "video_plays")
+TRACTION = ("views", "readers", "clicks", "impressions", "scroll", "completion", "engagement", "video_plays", "shares",
+            "from_social", "from_search", "from_internal")
+AVERAGES = ("scroll", "completion", "engagement", "from_social", "from_search", "from_internal")  # NULL without views
 _VIEW = "e.event_type = 'article_view'"
 _TRACTION_SQL = {  # each over the article's events before its publication + the horizon
     "views": "countIf({v} AND {w})", "readers": "uniqExactIf(e.user_id, {v} AND {w})",
     "clicks": "countIf(e.event_type = 'click' AND {w})", "impressions": "countIf(e.event_type = 'article_impression' AND {w})",
     "scroll": "avgIf(e.scroll_depth, {v} AND {w})", "completion": "avgIf(e.scroll_depth >= {COMPLETED}, {v} AND {w})",
     "engagement": "avgIf(e.engagement_seconds, {v} AND {w})", "video_plays": "countIf(e.event_type = 'video_play' AND {w})",
+    "shares": "countIf(e.event_type = 'share' AND {w})", "from_social": "avgIf(e.referrer = 'social', {v} AND {w})",
+    "from_search": "avgIf(e.referrer = 'search', {v} AND {w})", "from_internal": "avgIf(e.referrer = 'internal', {v} AND {w})",
 }
 
 
@@ -128,7 +132,7 @@ def _known_columns() -> str:
     counts of articles without events are 0, their averages NULL."""
 
     def value(k: str, suffix: str) -> str:
-        return f"t.{k}_{suffix}" if k in ("scroll", "completion", "engagement") else f"ifNull(t.{k}_{suffix}, 0)"
+        return f"t.{k}_{suffix}" if k in AVERAGES else f"ifNull(t.{k}_{suffix}, 0)"
 
     out = []
     for h in HORIZONS_H:

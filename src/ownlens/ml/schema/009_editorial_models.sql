@@ -1,7 +1,12 @@
 -- The editorial models (article performance, trending) and the simulator truth they are judged against.
 
+-- Where a visit came from (direct, search, social, newsletter; internal for views reached from another article) and
+-- shares ('share' events): what a publisher's analytics records of an article's early traction.
+ALTER TABLE customer_events ADD COLUMN IF NOT EXISTS referrer LowCardinality(String) DEFAULT '';
+ALTER TABLE editorial_content_events ADD COLUMN IF NOT EXISTS referrer LowCardinality(String) DEFAULT '';
+
 -- Each article's inputs as an editor could know them: metadata and the author's earlier record at publication,
--- then its traction over the first 1, 3 and 6 hours; the outcome (7 days) once complete. Partitioned by the
+-- then its traction over the first 1, 3 and 6 hours (from_*: the share of its views by referrer); the outcome (7 days) once complete. Partitioned by the
 -- publication date; `features build --date D` rewrites the articles published in the 8 days before D from events
 -- before D, so a row's horizons and outcome fill in as the days pass.
 CREATE TABLE IF NOT EXISTS editorial_article_features (
@@ -26,10 +31,13 @@ CREATE TABLE IF NOT EXISTS editorial_article_features (
     brand_views_24h UInt64,
     views_1h Nullable(UInt64), readers_1h Nullable(UInt64), clicks_1h Nullable(UInt64), impressions_1h Nullable(UInt64),
     scroll_1h Nullable(Float64), completion_1h Nullable(Float64), engagement_1h Nullable(Float64), video_plays_1h Nullable(UInt64),
+    shares_1h Nullable(UInt64), from_social_1h Nullable(Float64), from_search_1h Nullable(Float64), from_internal_1h Nullable(Float64),
     views_3h Nullable(UInt64), readers_3h Nullable(UInt64), clicks_3h Nullable(UInt64), impressions_3h Nullable(UInt64),
     scroll_3h Nullable(Float64), completion_3h Nullable(Float64), engagement_3h Nullable(Float64), video_plays_3h Nullable(UInt64),
+    shares_3h Nullable(UInt64), from_social_3h Nullable(Float64), from_search_3h Nullable(Float64), from_internal_3h Nullable(Float64),
     views_6h Nullable(UInt64), readers_6h Nullable(UInt64), clicks_6h Nullable(UInt64), impressions_6h Nullable(UInt64),
     scroll_6h Nullable(Float64), completion_6h Nullable(Float64), engagement_6h Nullable(Float64), video_plays_6h Nullable(UInt64),
+    shares_6h Nullable(UInt64), from_social_6h Nullable(Float64), from_search_6h Nullable(Float64), from_internal_6h Nullable(Float64),
     views_7d Nullable(UInt64),
     readers_7d Nullable(UInt64),
     completion_rate_7d Nullable(Float64),

@@ -24,7 +24,8 @@ USERS_PER_BATCH = 20_000  # fixed: part of what makes a seed reproducible
 MAX_STEPS = 8  # article views a session can chain through teaser clicks
 PRE_WINDOW_DAYS = 30  # articles published before the first simulated day
 EVENT_TYPES = ["page_view", "article_view", "article_impression", "click", "video_play",
-               "ad_impression", "ad_click", "newsletter_signup", "subscription"]
+               "ad_impression", "ad_click", "newsletter_signup", "subscription", "share"]
+REFERRERS = ["", "direct", "search", "social", "newsletter", "internal"]  # "": not a page or article view
 DATA_TABLES = [
     "companies", "brands", "countries", "cities", "categories", "device_types", "operating_systems", "browsers",
     "customer_events", "customer_sessions", "customer_user_state", "customer_user_features", "customer_user_labels",
@@ -449,7 +450,7 @@ def _make_events(cfg: SimulationConfig, u: Users, arts: Articles, bursts: Bursts
             sess=sess, at_ms=np.round(at_s * 1000).astype(np.int64), kind=np.full(k, EVENT_TYPES.index(kind)),
             art=art if art is not None else np.full(k, -1), eng=eng if eng is not None else np.zeros(k),
             scroll=scr if scr is not None else np.zeros(k), placement=placement if placement is not None else np.full(k, -1),
-            revenue=revenue if revenue is not None else np.zeros(k),
+            revenue=revenue if revenue is not None else np.zeros(k), ref=np.zeros(k, dtype=np.int64),
         ))
 
     add(np.arange(n_s), s_start.astype(float), "page_view")
@@ -470,6 +471,20 @@ def _make_events(cfg: SimulationConfig, u: Users, arts: Articles, bursts: Bursts
     add(signup, s_start[signup] + 30.0, "newsletter_signup")
     subscribe = np.nonzero(first_of_day & (s_day == u.subscribed_on[s_user]))[0]
     add(subscribe, s_start[subscribe] + 60.0, "subscription", revenue=np.full(len(subscribe), cat.SUBSCRIPTION_EUR))
+
+    # where each visit came from: social feeds favour appealing articles (the landing article's appeal raises the odds
+    # of a social referral, x1.8 per unit); newsletter visits only from signed-up readers; views after the landing
+    # one are internal. Shares: 1-2 % of views, more for appealing articles and for readers who finished them.
+    p_social = _sigmoid(np.log(0.18 / 0.82) + 0.6 * quality[:, 0])
+    signed_up = (u.newsletter_on[s_user] >= 0) & (s_day > u.newsletter_on[s_user])
+    pick, rest = rng.random(n_s), rng.random(n_s)
+    source = np.where(pick < p_social, REFERRERS.index("social"),
+                      np.where(signed_up & (rest < 0.25), REFERRERS.index("newsletter"),
+                               np.where(rest < 0.6, REFERRERS.index("direct"), REFERRERS.index("search"))))
+    parts[0]["ref"] = source  # the page view
+    parts[1]["ref"] = np.where(vj == 0, source[vs], REFERRERS.index("internal"))  # the article views
+    shared = rng.random(len(vs)) < _sigmoid(-5.6 + 0.9 * quality[vs, vj] + 1.0 * (scroll[vs, vj] >= 0.75))
+    add(vs[shared], v_at[shared] + v_eng[shared] + 1, "share", v_art[shared])
 
     ev = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return _events_table(ev, u, s_user, s_brand, s_combo, s_ids, arts, rng), n_s
@@ -548,6 +563,7 @@ def _events_table(ev, u, s_user, s_brand, s_combo, s_ids, arts, rng) -> pa.Table
         "scroll_depth": ev["scroll"].astype(np.float32),
         "ad_placement": pa.DictionaryArray.from_arrays(pa.array((ev["placement"] + 1).astype(np.int32)), placements),
         "revenue": ev["revenue"].astype(np.float64),
+        "referrer": pa.DictionaryArray.from_arrays(pa.array(ev["ref"].astype(np.int32)), pa.array(REFERRERS)),
     })
 
 
@@ -579,11 +595,12 @@ GROUP BY session_id
 """
 
 CONTENT_EVENTS_FROM_EVENTS = """
-INSERT INTO editorial_content_events
+INSERT INTO editorial_content_events (event_id, session_id, user_id, brand_id, article_id, author_id, category_id, event_type,
+                                      event_timestamp, engagement_seconds, scroll_depth, referrer)
 SELECT event_id, session_id, user_id, brand_id, assumeNotNull(article_id), assumeNotNull(author_id),
-       assumeNotNull(category_id), event_type, event_timestamp, engagement_seconds, scroll_depth
+       assumeNotNull(category_id), event_type, event_timestamp, engagement_seconds, scroll_depth, referrer
 FROM {staging:Identifier}
-WHERE article_id IS NOT NULL AND event_type IN ('article_view', 'article_impression', 'click', 'video_play')
+WHERE article_id IS NOT NULL AND event_type IN ('article_view', 'article_impression', 'click', 'video_play', 'share')
 """
 
 

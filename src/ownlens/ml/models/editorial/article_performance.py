@@ -27,4 +27,5 @@ ARTICLE_PERFORMANCE = TaskModel(
     plots=articles.plots,
     stored_dates=articles.stored_dates,
     realised=articles.realised,
+    prediction_drift="numeric",
 )

@@ -113,7 +113,8 @@ class SeasonalBurstDetector(JsonStateEstimator):
         check_is_fitted(self)
         slot, views, weekly = self._columns(X, reset=False)
         expected = np.maximum(weekly * self.profile_[slot], self.min_expected)
-        return (views - expected) / np.sqrt(self.dispersion_ * expected + self.relative_dispersion_ * expected ** 2 + 1.0)
+        relative = getattr(self, "relative_dispersion_", 0.0)  # (0 in versions saved before it was learnt)
+        return (views - expected) / np.sqrt(self.dispersion_ * expected + relative * expected ** 2 + 1.0)
 
     def predict(self, X) -> np.ndarray:
         slot, views, weekly = self._columns(X, reset=False)

@@ -26,4 +26,5 @@ TRENDING = TaskModel(
     options={"z_threshold": "the z-score above which an hour is a burst (default 5)"},
     plots=trends.plots,
     stored_dates=trends.stored_dates,
+    realised=trends.realised,
 )

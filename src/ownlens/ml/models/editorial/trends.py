@@ -159,7 +159,7 @@ def series(client: Client, start: datetime, end: datetime, brand=None, levels=LE
 def score(model: TrainedModel, frame: pd.DataFrame) -> pd.DataFrame:
     """Expected views, acceleration, score and burst flag of every row (articles are never bursts)."""
     detector = model.estimator
-    X = frame[FEATURES].to_numpy(float)
+    X = frame[model.features].to_numpy(float)  # (the version's own inputs: older versions have fewer)
     article = (frame["level"] == "article").to_numpy()
     adjusted = frame["views"].to_numpy(float) / (HOURS_PER_WEEK * detector.profile_[frame["hour_of_week"].to_numpy(int)])
     return frame.assign(expected_views=detector.expected(X), acceleration=frame["views"] - frame["previous_views"],
@@ -396,6 +396,29 @@ def predict_batch(client: Client, model: TrainedModel, d, *, brand_id=None, prog
 def stored_dates(client: Client) -> list[date]:
     """The dates whose batch is stored (the day after the hours)."""
     return [r[0] for r in client.query("SELECT DISTINCT toDate(hour) + 1 FROM editorial_trending ORDER BY 1").result_rows]
+
+
+STORED_BURSTS = """
+SELECT toString(brand_id) AS brand_id, level, item, toUInt32(hour) AS hour_s
+FROM editorial_trending
+WHERE toDate(hour) = {day:Date} AND is_burst = 1 AND level != 'article'
+"""
+
+
+def realised(client: Client, d) -> dict | None:
+    """How the bursts stored for ``d`` (the hours of the day before) did against the simulator's injected bursts of
+    that day: precision and recall per level; None without simulator truth (a real warehouse) or nothing stored."""
+    d = as_date(d, "date")
+    day = d - timedelta(days=1)
+    if not int(client.command("SELECT count() FROM sim_topic_bursts")):
+        return None
+    if not int(client.command("SELECT count() FROM editorial_trending WHERE toDate(hour) = {day:Date}", parameters={"day": day})):
+        return None
+    flagged = query_frame(client, STORED_BURSTS, {"day": day})
+    bursts = query_frame(client, TRUTH_SQL, {"from": _midnight(day), "to": _midnight(d), "brand": None})
+    found = detection_metrics(flagged, np.ones(len(flagged), dtype=bool), bursts, 1 / 7)
+    keep = ("burst_precision", "burst_recall", "category_burst_precision", "category_burst_recall", "bursts")
+    return {k: found[k] for k in keep if found.get(k) is not None} | {"flagged_hours": len(flagged)}
 
 
 # -- live lookups: a brand's trending lists now (or at the start of a date) ---------------------------------------
