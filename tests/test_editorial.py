@@ -174,3 +174,17 @@ def test_monitoring_measures_both_editorial_models_against_what_happened(editori
     stored = client.command("SELECT count() FROM ml_model_monitoring WHERE model_name = 'trending' AND monitoring_date = {d:Date}",
                             parameters={"d": d})
     assert stored > 0
+
+
+def test_the_seed_style_predictors_answer_like_the_api(editorial):
+    from ownlens.ml.models.editorial.article_performance import ArticlePerformancePredictor
+    from ownlens.ml.models.editorial.trending import TrendingPredictor
+
+    client, results = editorial
+    brand = client.command("SELECT toString(brand_id) FROM brands ORDER BY brand_id LIMIT 1")
+    trending = TrendingPredictor(client=client).predict(brand, feature_date=D, hours=12, k=5)
+    assert len(trending) == 1 and trending["brand_id"].iloc[0] == brand and len(trending["topics"].iloc[0]) <= 5
+    article = client.command("SELECT toString(article_id) FROM editorial_articles WHERE publish_timestamp < {d:Date} - 1 "
+                             "ORDER BY article_id LIMIT 1", parameters={"d": D})
+    [row] = ArticlePerformancePredictor(client=client).predict(article, feature_date=D).to_dict("records")
+    assert row["hours_observed"] == 6 and row["predicted_views_7d"] > 0

@@ -179,12 +179,12 @@ def predict(
     emit(result, as_json, f"{name} predictions ({result.get('table')})")
 
 
-@app.command(epilog="Examples: ownlens-ml trending --brand daily-herald\n\n"
+@app.command(epilog="Examples: ownlens-ml trending --brand DCH\n\n"
                     "ownlens-ml trending --at 2026-03-09 --hours 48 --json")
 def trending(
     brand: Optional[str] = typer.Option(None, "--brand", help="This brand (id, code or name); default: every brand."),
     hours: int = typer.Option(24, "--hours", min=1, max=168, help="The window: the hours before --at (or now) looked at."),
-    at: Optional[str] = typer.Option(None, "--at", help="A date: the window ends at its start (default: now)."),
+    at: Optional[str] = typer.Option(None, "--at", help="A date: the window ends at its start (default: now, or the end of the latest hour with views if earlier)."),
     k: int = typer.Option(10, "-k", min=1, max=20, help="Items per level."),
     version: str = typer.Option("production", help="Version or stage of the trending model."),
     as_json: bool = json_option(),
@@ -201,7 +201,7 @@ def trending(
               [r[0] for r in client.query("SELECT DISTINCT toString(brand_id) FROM brands ORDER BY 1").result_rows])
     frame = lookup(model("trending"), client, brands, version=version, feature_date=d, hours=hours, k=k)
     if frame.empty:
-        raise NotFound(f"no article views in the {hours} hours before {('the start of ' + str(d)) if d else 'now'}: "
+        raise NotFound(f"no article views in the {hours} hours before {('the start of ' + str(d)) if d else 'now (or the latest hour with views)'}: "
                        "pass --at DATE within the editorial events, or a longer --hours")
     records = json.loads(frame.to_json(orient="records"))
     if as_json:

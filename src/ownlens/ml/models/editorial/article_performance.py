@@ -3,6 +3,7 @@ and after 1, 3 and 6 hours of traction (see ``articles``)."""
 
 from ownlens.ml.models.editorial import articles
 from ownlens.ml.models.editorial.estimator import ArticlePerformanceRegressor
+from ownlens.ml.models.seed_api import seed_classes
 from ownlens.ml.models.spec import TaskModel
 
 ARTICLE_PERFORMANCE = TaskModel(
@@ -29,3 +30,6 @@ ARTICLE_PERFORMANCE = TaskModel(
     realised=articles.realised,
     prediction_drift="numeric",
 )
+
+(ArticlePerformanceModel, ArticlePerformanceTrainingPipeline, ArticlePerformancePredictor,
+ ArticlePerformanceEvaluator) = seed_classes(ARTICLE_PERFORMANCE)

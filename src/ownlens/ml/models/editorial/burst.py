@@ -5,7 +5,8 @@ hour of the week (the profile, learnt from history). The score is a z-score unde
 learnt on the same history (upper quantiles of the squared Pearson residuals, since readers come in clumps: a new article
 pulls its topic up for hours; and big counts vary in proportion to their size), so a category that always wobbles does not alarm. Expectations below ``min_expected``
 views are raised to it: a topic that is almost never read must not alarm on its first handful of readers. A burst is
-an hour whose score, views and ratio to expectation are all high.
+an hour whose score, views and ratio to expectation are all high; the score's bar is ``z_threshold``, raised when
+more than ``alert_rate`` of the history's hours would have cleared it (an alert budget, learnt without labels).
 """
 
 from __future__ import annotations
@@ -43,11 +44,13 @@ class SeasonalBurstDetector(JsonStateEstimator):
         "min_views": [Interval(Integral, 0, None, closed="left")],
         "min_ratio": [Interval(Real, 1, None, closed="left")],
         "min_expected": [Interval(Real, 0, None, closed="left")],
+        "alert_rate": [Interval(Real, 0, 1, closed="right")],
     }
-    fitted_attributes = ("n_features_in_", "profile_", "dispersion_", "relative_dispersion_", "weekly_default_")
+    fitted_attributes = ("n_features_in_", "profile_", "dispersion_", "relative_dispersion_", "threshold_", "weekly_default_")
 
-    def __init__(self, z_threshold=5.0, *, min_views=5, min_ratio=2.5, min_expected=2.0):
+    def __init__(self, z_threshold=5.0, *, min_views=5, min_ratio=2.5, min_expected=2.0, alert_rate=0.0025):
         self.z_threshold = z_threshold
+        self.alert_rate = alert_rate
         self.min_views = min_views
         self.min_ratio = min_ratio
         self.min_expected = min_expected
@@ -101,6 +104,10 @@ class SeasonalBurstDetector(JsonStateEstimator):
                 self.dispersion_, self.relative_dispersion_ = float(max(1.0, phi)), float(alpha)
             else:
                 self.dispersion_ = float(max(1.0, np.quantile(r2, 0.9) / 2.706))
+        # the alert budget: the threshold rises above z_threshold until at most alert_rate of the history's rows
+        # would have alerted (with more readers, one appealing article lifts its topic by more z: the scale moves)
+        z = self.decision_function(X)
+        self.threshold_ = float(max(self.z_threshold, np.quantile(z, 1 - self.alert_rate))) if len(z) else float(self.z_threshold)
         return self
 
     def expected(self, X) -> np.ndarray:
@@ -120,7 +127,8 @@ class SeasonalBurstDetector(JsonStateEstimator):
         slot, views, weekly = self._columns(X, reset=False)
         z = self.decision_function(X)
         expected = np.maximum(weekly * self.profile_[slot], self.min_expected)
-        return ((z >= self.z_threshold) & (views >= self.min_views) & (views >= self.min_ratio * expected)).astype(int)
+        threshold = getattr(self, "threshold_", self.z_threshold)  # (versions saved before the budget: z_threshold)
+        return ((z >= threshold) & (views >= self.min_views) & (views >= self.min_ratio * expected)).astype(int)
 
     def predict_few(self, X) -> np.ndarray:
         return self.decision_function(X)

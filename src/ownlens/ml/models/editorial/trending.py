@@ -3,6 +3,7 @@ seasonal level, with burst detection (see ``trends``)."""
 
 from ownlens.ml.models.editorial import trends
 from ownlens.ml.models.editorial.burst import SeasonalBurstDetector
+from ownlens.ml.models.seed_api import seed_classes
 from ownlens.ml.models.spec import TaskModel
 
 TRENDING = TaskModel(
@@ -28,3 +29,5 @@ TRENDING = TaskModel(
     stored_dates=trends.stored_dates,
     realised=trends.realised,
 )
+
+TrendingModel, TrendingTrainingPipeline, TrendingPredictor, TrendingEvaluator = seed_classes(TRENDING)

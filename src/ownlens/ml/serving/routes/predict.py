@@ -201,7 +201,7 @@ def _trending(request: Request, brand: str | None, hours: int, k: int, at: str |
               [r[0] for r in client.query("SELECT DISTINCT toString(brand_id) FROM brands ORDER BY 1").result_rows])
     body = predictions(request, "trending", brands, at, lookup_options(get("trending"), {"hours": hours, "k": k}))
     if not body["predictions"]:
-        when = f"the start of {at}" if at else "now"
+        when = f"the start of {at}" if at else "now (or the latest hour with views)"
         raise NotFound(f"no article views in the {hours} hours before {when}" + (f" in brand {brand}" if brand else "")
                        + ": pass at=DATE within the editorial events, or a longer hours=")
     return body
