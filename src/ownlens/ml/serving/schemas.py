@@ -36,9 +36,9 @@ class Pair(BaseModel):
 
 @lru_cache(maxsize=None)
 def request_type(name: str):
-    """The body of ``POST /predict/{name}``: ``user_ids`` for user models (``article_ids`` for article models), ``pairs``
-    for models of user x article pairs,
-    the feature date, and the model's lookup options (if it has any)."""
+    """The body of ``POST /predict/{name}``: the ids of the model's entity (``user_ids``; ``article_ids``, ``brand_ids``
+    for the editorial models), ``pairs`` for models of user x article pairs, the feature date, and the model's lookup
+    options (if it has any)."""
     from ownlens.ml.models import get
 
     model = get(name)

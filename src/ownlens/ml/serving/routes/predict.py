@@ -69,7 +69,7 @@ def _user_of(key) -> str:
 def predictions(request: Request, name: str, keys: list, feature_date, options: dict) -> dict:
     """Every key's prediction by the version serving it (production, or its arm's during an A/B test)."""
     if not keys:
-        raise InvalidInput("nothing to score: give user_ids (article_ids for article models, pairs for click)")
+        raise InvalidInput("nothing to score: give user_ids (article_ids or brand_ids for the editorial models, pairs for click)")
     feature_date = as_date(feature_date, "feature_date") if feature_date is not None else None
     served, metrics = deps.resolved(request, deps.served), deps.resolved(request, deps.metrics)
     production = served.server(name)
