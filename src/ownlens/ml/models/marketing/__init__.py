@@ -1,0 +1,1 @@
+"""Seed 004's marketing models: attribution (more to come: campaign optimisation)."""
