@@ -158,7 +158,8 @@ def predict(
         keys = _keys(definition, ids)
         frame = lookup(definition, client, keys, version=version, feature_date=d, **_lookup_options(definition, option))
         if frame.empty and frame.attrs.get("message"):  # none is known: the API's 404
-            raise NotFound(frame.attrs["message"] + " (unknown ids, or not active in the 30 days before it)")
+            raise NotFound(frame.attrs["message"] + ("" if definition.entity[0] != "user_id" else
+                                                     " (unknown ids, or not active in the 30 days before it)"))
         if as_json:
             out.print_json(json.dumps({"predictions": json.loads(frame.to_json(orient="records", date_format="iso")),
                                        "unknown_users": frame.attrs.get("unknown_users", []),
