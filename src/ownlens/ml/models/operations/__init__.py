@@ -1,0 +1,1 @@
+"""Seed 004's operations models (so far: demand forecasting)."""
