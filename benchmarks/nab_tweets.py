@@ -29,6 +29,7 @@ import pandas as pd
 
 from ownlens.ml.models import nab
 from ownlens.ml.models.editorial.burst import SeasonalBurstDetector
+from ownlens.ml.models.operations.anomaly import onsets
 
 ROOT = Path(os.environ.get("OWNLENS_NAB_ROOT", Path(__file__).resolve().parents[2] / "shared" / "datasets" / "anomaly_nab"))
 PUBLISHED = ["ARTime", "numenta", "contextOSE", "earthgeckoSkyline", "knncad", "relativeEntropy", "randomCutForest",
@@ -66,12 +67,6 @@ def burst_scores(frame: pd.DataFrame, detector: SeasonalBurstDetector | None = N
     return out
 
 
-def onsets(z: np.ndarray, rows_per_hour: int = 12, calm: float = 3.0) -> np.ndarray:
-    """``z`` where the hour before stayed below ``calm``, else 0: a burst alerts when it begins."""
-    before = pd.Series(z).shift(1).rolling(rows_per_hour, min_periods=1).max().fillna(0).to_numpy()
-    return np.where(before < calm, z, 0.0)
-
-
 def published(root: Path, files: list[str], profile: str, null: float, perfect: float) -> dict[str, float]:
     out = {}
     for name in PUBLISHED:
@@ -93,7 +88,8 @@ def main() -> None:
     root = Path(args.root)
     t0 = time.perf_counter()
     corpus = nab.load_corpus(root, "realTweets/")
-    scores = {name: onsets(burst_scores(frame)) for name, (frame, _) in corpus.items()}
+    # alert at a burst's onset: the hour (12 rows) before stayed below z 3
+    scores = {name: onsets(burst_scores(frame), calm_rows=12, calm=3.0) for name, (frame, _) in corpus.items()}
     seconds = time.perf_counter() - t0
     profiles = nab.load_profiles(root)
     report = {"files": len(corpus), "rows": sum(len(f) for f, _ in corpus.values()),
