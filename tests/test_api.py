@@ -372,3 +372,19 @@ def test_unmatched_paths_share_one_metrics_label_and_errors_share_one_shape(api)
     assert bad.status_code == 422 and bad.json() == {"error": "InvalidInput", "detail": "body: is not valid JSON"}
     typed = http.post("/predict/churn", json={"user_ids": 5})
     assert typed.status_code == 422 and typed.json()["error"] == "InvalidInput" and typed.json()["detail"].startswith("user_ids:")
+
+
+def test_docs_and_redoc_load_nothing_from_the_internet(api, labelled):
+    import re
+
+    with TestClient(create_app(Settings(api_keys="k1"), labelled)) as locked:  # open without a key, like /openapi.json
+        for page in ("/docs", "/redoc"):
+            html = locked.get(page)
+            assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+            assert not re.search(r"(src|href)=['\"]https?://", html.text), page  # every script and style is ours
+            assets = re.findall(r"(?:src|href)=['\"](/docs-assets/[^'\"]+)['\"]", html.text)
+            assert assets, page
+            for asset in assets:
+                got = locked.get(asset)
+                assert got.status_code == 200 and len(got.content) > 1000, asset
+        assert locked.get("/docs-assets/swagger-ui-bundle.js").headers["content-type"].startswith(("application/javascript", "text/javascript"))

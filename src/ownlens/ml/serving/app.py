@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
         for thread in threads:
             thread.join(timeout=30)
 
-    app = FastAPI(title="OwnLens ML", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="OwnLens ML", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Predictions of every model from its production version in the OwnLens registry, read from the warehouse.")
     app.state.metrics = metrics
     app.state.settings = settings
@@ -163,4 +163,41 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
     app.include_router(predict.router)  # first: Starlette tries routes in order, and the hot route is here
     app.include_router(models.router)
     app.include_router(health.router)
+    add_offline_docs(app)
     return app
+
+
+DOCS_ASSETS = "/docs-assets"  # Swagger UI and ReDoc, served from the package: /docs works without the internet
+
+
+def add_offline_docs(app: FastAPI) -> None:
+    """/docs and /redoc with their scripts served by this server (FastAPI's defaults load them from a CDN), from
+    the assets the fastapi-offline package ships."""
+    from pathlib import Path
+
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.staticfiles import StaticFiles
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger(request: Request):
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
+                                   oauth2_redirect_url=app.swagger_ui_oauth2_redirect_url,
+                                   swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png")
+
+    @app.get(app.swagger_ui_oauth2_redirect_url, include_in_schema=False)
+    async def swagger_redirect():
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request):
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - ReDoc",
+                              redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js", with_google_fonts=False,
+                              redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png")

@@ -10,6 +10,7 @@ from ownlens.ml.serving import deps
 
 # open without a key: probes, metrics and the API's own documentation
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+OPEN_PREFIX = "/docs-assets/"  # the documentation pages' scripts and styles
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -37,7 +38,7 @@ class Guard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        if scope["path"] not in OPEN_PATHS:
+        if scope["path"] not in OPEN_PATHS and not scope["path"].startswith(OPEN_PREFIX):
             from starlette.requests import Request
 
             keys = deps.resolved(Request(scope), deps.settings).api_key_set
