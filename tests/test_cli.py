@@ -303,3 +303,15 @@ def test_any_argument_gives_a_result_or_one_documented_error(labelled, trained, 
 
     check()
     assert labelled.command("SELECT count() FROM ml_model_registry") == registry
+
+
+def test_init_names_a_table_that_differs_from_the_contract(make_db, warehouse_path, capsys, monkeypatch):
+    from ownlens.ml.errors import InvalidInput
+
+    monkeypatch.setenv("COLUMNS", "400")
+    client = make_db(init=False)
+    client.command("CREATE TABLE brands (brand_id String, company_id UUID, brand_name String, brand_code String, "
+                   "primary_country_code String, is_premium UInt8, created_at DateTime64(0, 'UTC')) ENGINE = MergeTree ORDER BY brand_id")
+    result = in_process(f"chdb://{warehouse_path}?database={client.database}", capsys, monkeypatch)(["init"])
+    assert result.returncode == InvalidInput.exit_code
+    assert "brands.brand_id is String; the contract says UUID" in " ".join(result.stderr.split()), result.stderr

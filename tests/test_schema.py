@@ -64,3 +64,21 @@ def test_native_columns_round_trip(make_db):
         query_columns(db, "SELECT range(number % 3 + 1) AS r FROM numbers(5)")
     with pytest.raises(InvalidInput, match="type String"):
         query_columns(db, "SELECT 'text' AS s")
+
+
+def test_init_names_every_way_an_existing_table_differs_from_the_contract(make_db):
+    client = make_db(init=False)
+    # the publisher's own table, created before OwnLens: a column missing, one of another type, one extra
+    client.command("CREATE TABLE brands (brand_id String, company_id UUID, brand_name String, brand_code String, "
+                   "is_premium UInt8, created_at DateTime64(0, 'UTC'), owner String) ENGINE = MergeTree ORDER BY brand_id")
+    schema.apply(client)
+    found = schema.mismatches(client)
+    assert found == ["brands.brand_id is String; the contract says UUID", "brands has no column primary_country_code (LowCardinality(String))"]
+    client.command("DROP TABLE editorial_article_content")
+    schema.apply(client)  # (already at the latest version: a dropped table is not recreated by apply)
+    assert schema.mismatches(client)[-1] == "table editorial_article_content is missing"
+    assert client.command("SELECT count() FROM system.databases WHERE startsWith(name, '_ownlens_contract_')") == 0
+
+
+def test_a_fresh_schema_matches_its_own_contract(db):
+    assert schema.mismatches(db) == []

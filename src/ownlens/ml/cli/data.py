@@ -24,15 +24,21 @@ FEATURE_DATES = "SELECT DISTINCT feature_date FROM customer_user_features ORDER 
 
 @app.command(epilog="Example: ownlens-ml init --dsn chdb:///data/ownlens/warehouse")
 def init(dsn: Dsn = dsn_option()):
-    """Create (or migrate) every OwnLens table; safe to run again."""
+    """Create (or migrate) every OwnLens table, then check that every table, yours included, has the columns and
+    types OwnLens reads (extra columns are fine); safe to run again."""
     from ownlens.ml import schema
     from ownlens.ml.warehouse import describe_dsn, resolve_dsn
 
     client = connect(dsn)
     applied = schema.apply(client)
     version = schema.current_version(client)
+    problems = schema.mismatches(client)
+    if problems:
+        shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
+        raise InvalidInput(f"{len(problems)} difference(s) between the warehouse's tables and what OwnLens reads: {shown}. "
+                           "Alter those tables (or replace them with views that have these columns) and run init again")
     msg = f"applied migrations {applied}" if applied else "already up to date"
-    out.print(f"warehouse {describe_dsn(resolve_dsn(dsn))}: schema version {version} ({msg})")
+    out.print(f"warehouse {describe_dsn(resolve_dsn(dsn))}: schema version {version} ({msg}); every table matches the contract")
 
 
 @app.command(epilog="Example: ownlens-ml simulate --users 20000 --days 90 --start 2026-01-05 --seed 7")

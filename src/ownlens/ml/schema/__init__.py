@@ -68,3 +68,51 @@ def require(client: Client) -> None:
         raise SchemaMissing(
             f"the warehouse schema is at version {version}, this OwnLens needs {latest_version()}: run `ownlens-ml init`"
         )
+
+
+# -- the contract: the tables and columns OwnLens reads and writes, checked against a warehouse that has its own ----
+TABLE_STATEMENT = re.compile(r"^(CREATE TABLE(?: IF NOT EXISTS)?|ALTER TABLE|DROP TABLE(?: IF EXISTS)?)\s+([A-Za-z_][A-Za-z0-9_]*)\b",
+                             re.IGNORECASE)
+CONTRACT_PREFIX = "_ownlens_contract_"
+COLUMNS = "SELECT table, name, type FROM system.columns WHERE database = {db:String} ORDER BY table, position"
+
+
+def _base_type(type_: str) -> str:
+    """A column type without LowCardinality(...): storage, not meaning."""
+    return re.sub(r"^LowCardinality\((.*)\)$", r"\1", type_.strip())
+
+
+def mismatches(client: Client) -> list[str]:
+    """Every way the warehouse's tables differ from the contract (the tables the migrations create, with their
+    columns and types): a missing table or column, or a column of another type (LowCardinality aside). Columns a
+    table has beyond the contract are fine. The contract is built in a scratch database, then dropped."""
+    import uuid
+
+    database = client.command(CURRENT_DATABASE)
+    for (stale,) in client.query("SELECT name FROM system.databases WHERE startsWith(name, {p:String})",
+                                 parameters={"p": CONTRACT_PREFIX}).result_rows:  # (left by a killed check)
+        client.command("DROP DATABASE IF EXISTS {d:Identifier}", parameters={"d": stale})
+    scratch = f"{CONTRACT_PREFIX}{uuid.uuid4().hex[:10]}"
+    client.command("CREATE DATABASE {d:Identifier}", parameters={"d": scratch})
+    try:
+        for _, _, statements in migrations():
+            for statement in statements:
+                found = TABLE_STATEMENT.match(statement)
+                if found:  # our own DDL, its table name qualified with the scratch database
+                    client.command(f"{found[1]} {scratch}.{found[2]}{statement[found.end():]}")
+        contract = client.query(COLUMNS, parameters={"db": scratch}).result_rows
+    finally:
+        client.command("DROP DATABASE IF EXISTS {d:Identifier}", parameters={"d": scratch})
+    actual = {(t, c): ty for t, c, ty in client.query(COLUMNS, parameters={"db": database}).result_rows}
+    tables = {t for t, _ in actual}
+    out, missing_tables = [], set()
+    for table, column, type_ in contract:
+        if table not in tables:
+            if table not in missing_tables:
+                out.append(f"table {table} is missing")
+                missing_tables.add(table)
+        elif (table, column) not in actual:
+            out.append(f"{table} has no column {column} ({type_})")
+        elif _base_type(actual[(table, column)]) != _base_type(type_):
+            out.append(f"{table}.{column} is {actual[(table, column)]}; the contract says {type_}")
+    return out
