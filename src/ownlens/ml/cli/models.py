@@ -193,13 +193,12 @@ def trending(
 ):
     """What is trending per brand: the categories, topics and articles of the latest hour with article views in the
     window, ranked against their own seasonal baseline, and every burst of the window (as GET /trending)."""
-    from ownlens.ml.data.loaders import resolve_brand
+    from ownlens.ml.data.loaders import brand_ids
     from ownlens.ml.pipelines.inference import lookup
 
     client = connect(dsn)
     d = parse_date(at, "--at")
-    brands = ([resolve_brand(client, brand)] if brand else
-              [r[0] for r in client.query("SELECT DISTINCT toString(brand_id) FROM brands ORDER BY 1").result_rows])
+    brands = brand_ids(client, brand or None)
     frame = lookup(model("trending"), client, brands, version=version, feature_date=d, hours=hours, k=k)
     if frame.empty:
         raise NotFound(f"no article views in the {hours} hours before {('the start of ' + str(d)) if d else 'now (or the latest hour with views)'}: "

@@ -161,6 +161,13 @@ def resolve_brand(client: Client, brand: str | None) -> str | None:
     return rows[0][0]
 
 
+def brand_ids(client: Client, brand: str | None = None) -> list[str]:
+    """``[the id of brand]`` (an id, code or name), or every brand's id when ``brand`` is None."""
+    if brand is not None:
+        return [resolve_brand(client, brand)]
+    return [r[0] for r in client.query("SELECT DISTINCT toString(brand_id) FROM brands ORDER BY 1").result_rows]
+
+
 def latest_feature_date(client: Client) -> date:
     latest, n = client.query(LATEST_FEATURE_DATE).result_rows[0]
     if not n:

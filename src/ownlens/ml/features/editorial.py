@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 
 from clickhouse_connect.driver.client import Client
 
+from ownlens.ml.errors import NotFound
 from ownlens.ml.warehouse import replace_partition
 
 # engagement score 0-100: half scroll depth, half reading time against a two-minute read
@@ -243,20 +244,32 @@ SETTINGS join_use_nulls = 1
 """
 
 BUILD_DAYS = OUTCOME_DAYS + 1  # a build rewrites the articles of the days whose horizons or outcome may have changed
+EVENTS_SPAN = "SELECT min(event_timestamp), max(event_timestamp), count() FROM editorial_content_events"
+
+
+def midnight(d: date) -> datetime:
+    """The start of ``d`` in UTC: editorial times are instants, dates their UTC days."""
+    return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
+
+
+def events_span(client: Client) -> tuple[datetime, datetime]:
+    """The first and last editorial event (UTC); :class:`NotFound` when there is none."""
+    lo, hi, n = client.query(EVENTS_SPAN).result_rows[0]
+    if not n:
+        raise NotFound("the warehouse has no editorial events yet: run `ownlens-ml simulate` or load editorial_content_events")
+    return tuple(t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t for t in (lo, hi))
 
 
 def build_article_features(client: Client, d: date) -> int:
     """editorial_article_features for the articles published in the 8 days before ``d``, from events before ``d``
     (one partition per publication day, each replaced)."""
-    from datetime import datetime, time, timedelta, timezone
+    from datetime import timedelta
 
-    from ownlens.ml.errors import NotFound
-
-    as_of = datetime.combine(d, time(), timezone.utc)
+    as_of = midnight(d)
     written = 0
     for back in range(BUILD_DAYS, 0, -1):
         day = d - timedelta(days=back)
-        start = datetime.combine(day, time(), timezone.utc)
+        start = midnight(day)
         params = {"from": start, "to": start + timedelta(days=1), "as_of": as_of, "articles": [], "brand": None}
         try:
             written += replace_partition(client, "editorial_article_features", day, ARTICLE_FEATURES_SELECT, params)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from ownlens.ml.data.loaders import as_date, query_frame, resolve_brand
 from ownlens.ml.errors import NotFound
-from ownlens.ml.features.editorial import ARTICLE_FEATURES_SELECT, HORIZONS_H, OUTCOME_DAYS, TRACTION
+from ownlens.ml.features.editorial import ARTICLE_FEATURES_SELECT, HORIZONS_H, OUTCOME_DAYS, TRACTION, events_span, midnight
 from ownlens.ml.models.editorial.estimator import ArticlePerformanceRegressor
 from ownlens.ml.models.lookup import lookup_frame
 from ownlens.ml.models.protocol import Evaluation, TrainingResult
@@ -40,7 +40,6 @@ METADATA = [*CATEGORICAL, "word_count", "has_video", "is_premium", "publish_hour
 TRACTION_COLUMNS = [f"{k}_{h}h" for h in HORIZONS_H for k in TRACTION]
 FEATURES = [*METADATA, "hours_observed", *TRACTION_COLUMNS]
 TEST_DAYS = 7  # articles published in the week from the test date are judged
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class ArticlePerformance(BaseModel):
@@ -56,10 +55,6 @@ class ArticlePerformance(BaseModel):
     predicted_completion_rate_7d: float | None = Field(description="predicted share of views read to 75 % or more")
     feature_date: str = Field(description="the date of as_of")
     model_version: str
-
-
-def _midnight(d: date) -> datetime:
-    return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
 
 
 def rows(client: Client, start: datetime, end: datetime, as_of: datetime, articles=(), brand=None) -> pd.DataFrame:
@@ -172,11 +167,8 @@ class ArticleTest:
 
 
 def _span(client: Client) -> tuple[date, date]:
-    first, last, n = client.query("SELECT toDate(min(event_timestamp)), toDate(max(event_timestamp)), count() "
-                                  "FROM editorial_content_events").result_rows[0]
-    if not n:
-        raise NotFound("the warehouse has no editorial events yet: run `ownlens-ml simulate` or load editorial_content_events")
-    return first, last
+    first, last = events_span(client)
+    return first.date(), last.date()
 
 
 def _windows(client: Client, test_date=None, brand_id=None, limit: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -192,8 +184,8 @@ def _windows(client: Client, test_date=None, brand_id=None, limit: int | None = 
                        f"{OUTCOME_DAYS}-day outcome before and after the test date; pick a test date from "
                        f"{train_start + timedelta(days=OUTCOME_DAYS + 1)} to {end - timedelta(days=OUTCOME_DAYS + 1)}")
     brand = resolve_brand(client, brand_id)
-    train = rows(client, _midnight(train_start), _midnight(train_end), _midnight(d), brand=brand)
-    test = rows(client, _midnight(d), _midnight(test_end), _midnight(end), brand=brand)
+    train = rows(client, midnight(train_start), midnight(train_end), midnight(d), brand=brand)
+    test = rows(client, midnight(d), midnight(test_end), midnight(end), brand=brand)
     train, test = train[train["views_7d"].notna()], test[test["views_7d"].notna()]
     if limit and len(train) > limit:
         train = train.nlargest(limit, "publish_timestamp")
@@ -287,7 +279,7 @@ def predict_batch(client: Client, model: TrainedModel, d, *, brand_id=None, prog
     t0 = time.perf_counter()
     d = as_date(d, "date") if d else _span(client)[1] + timedelta(days=1)
     brand = resolve_brand(client, brand_id)
-    frame = rows(client, _midnight(d - timedelta(days=OUTCOME_DAYS)), _midnight(d), _midnight(d), brand=brand)
+    frame = rows(client, midnight(d - timedelta(days=OUTCOME_DAYS)), midnight(d), midnight(d), brand=brand)
     if frame.empty:
         raise NotFound(f"no article was published in the {OUTCOME_DAYS} days before {d}" + (f" in brand {brand_id}" if brand_id else ""))
     scored = predict_frame(model, frame)
@@ -349,7 +341,7 @@ class ArticleServer:
 
     def records(self, keys: list, feature_date=None, **_) -> tuple[list[dict], list]:
         keys = [canonical_key(self.entity, k) for k in keys]
-        as_of = _midnight(as_date(feature_date, "feature_date")) if feature_date is not None else datetime.now(timezone.utc).replace(microsecond=0)
+        as_of = midnight(as_date(feature_date, "feature_date")) if feature_date is not None else datetime.now(timezone.utc).replace(microsecond=0)
         lo, hi = self.client.query(PUBLISHED, parameters={"ids": keys}).result_rows[0]
         frame = pd.DataFrame()
         if lo is not None and lo.year > 1970:

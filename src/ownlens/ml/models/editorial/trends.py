@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from ownlens.ml.data.loaders import as_date, as_uuid, query_frame, resolve_brand
 from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.features.editorial import events_span, midnight
 from ownlens.ml.models.editorial.burst import HOURS_PER_WEEK
 from ownlens.ml.models.lookup import lookup_frame
 from ownlens.ml.models.protocol import Evaluation, TrainingResult
@@ -87,8 +88,6 @@ FROM sim_topic_bursts
 WHERE end_at > {from:DateTime} AND start_at < {to:DateTime} AND ({brand:Nullable(UUID)} IS NULL OR brand_id = {brand:Nullable(UUID)})
 """
 
-SPAN_SQL = "SELECT min(event_timestamp), max(event_timestamp) FROM editorial_content_events WHERE event_type = 'article_view'"
-
 
 class TrendingItem(BaseModel):
     """One trending category, topic or article in an hour."""
@@ -125,21 +124,6 @@ class Trending(BaseModel):
 class TrendingOptions(BaseModel):
     hours: int = Field(24, ge=1, le=168, description="The window: the hours before as_of (or the feature date) looked at.")
     k: int = Field(10, ge=1, le=TOP_K, description="How many items per level.")
-
-
-def _utc(t) -> datetime:
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t
-
-
-def _midnight(d: date) -> datetime:
-    return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
-
-
-def span(client: Client) -> tuple[datetime, datetime]:
-    lo, hi = client.query(SPAN_SQL).result_rows[0]
-    if lo is None or lo.year <= 1970:
-        raise NotFound("the warehouse has no article views: simulate a publisher or load editorial_content_events first")
-    return _utc(lo), _utc(hi)
 
 
 def series(client: Client, start: datetime, end: datetime, brand=None, levels=LEVELS) -> pd.DataFrame:
@@ -280,10 +264,10 @@ def detection_metrics(frame: pd.DataFrame, flags: np.ndarray, bursts: pd.DataFra
 
 
 def _windows(client: Client, test_date, brand_id, seed=0) -> TrendTest:
-    first, last = span(client)
+    first, last = events_span(client)
     start = (first + timedelta(days=HISTORY_DAYS)).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     end = last.replace(minute=0, second=0, microsecond=0)
-    d = _midnight(as_date(test_date, "test_date")) if test_date else _midnight((end - timedelta(days=TEST_DAYS)).date())
+    d = midnight(as_date(test_date, "test_date")) if test_date else midnight((end - timedelta(days=TEST_DAYS)).date())
     test_end = min(d + timedelta(days=TEST_DAYS), end)
     if not (start + timedelta(days=2) <= d < test_end):
         raise NotFound(f"article views cover {first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M}: trending learns its profile "
@@ -325,7 +309,7 @@ def train(client: Client, *, test_date=None, brand_id=None, seed: int = 0, z_thr
     t0 = time.perf_counter()
     test = _windows(client, test_date, brand_id, seed)
     brand = resolve_brand(client, brand_id)
-    history = series(client, datetime.fromisoformat(test.split["train_from"]), _midnight(test.test_date), brand, ("category", "topic"))
+    history = series(client, datetime.fromisoformat(test.split["train_from"]), midnight(test.test_date), brand, ("category", "topic"))
     if len(history) < 24:
         raise NotFound(f"too few category and topic hours with views before {test.test_date} ({len(history)}): simulate or load more days")
     params = {} if z_threshold is None else {"z_threshold": float(z_threshold)}
@@ -355,10 +339,10 @@ def predict_batch(client: Client, model: TrainedModel, d, *, brand_id=None, prog
     categories, topics and articles per brand, stored in editorial_trending (replacing that day's rows, of the brand
     if given). Default ``d``: the day after the latest article view."""
     t0 = time.perf_counter()
-    d = as_date(d, "date") if d else span(client)[1].date() + timedelta(days=1)
+    d = as_date(d, "date") if d else events_span(client)[1].date() + timedelta(days=1)
     day = d - timedelta(days=1)
     brand = resolve_brand(client, brand_id)
-    top = trending_rows(client, model, _midnight(day), _midnight(d), brand)
+    top = trending_rows(client, model, midnight(day), midnight(d), brand)
     if top.empty:
         raise NotFound(f"no article views on {day} (the day before {d})" + (f" in brand {brand_id}" if brand_id else "")
                        + ": pick a date with editorial events the day before")
@@ -415,7 +399,7 @@ def realised(client: Client, d) -> dict | None:
     if not int(client.command("SELECT count() FROM editorial_trending WHERE toDate(hour) = {day:Date}", parameters={"day": day})):
         return None
     flagged = query_frame(client, STORED_BURSTS, {"day": day})
-    bursts = query_frame(client, TRUTH_SQL, {"from": _midnight(day), "to": _midnight(d), "brand": None})
+    bursts = query_frame(client, TRUTH_SQL, {"from": midnight(day), "to": midnight(d), "brand": None})
     found = detection_metrics(flagged, np.ones(len(flagged), dtype=bool), bursts, 1 / 7)
     keep = ("burst_precision", "burst_recall", "category_burst_precision", "category_burst_recall", "bursts")
     return {k: found[k] for k in keep if found.get(k) is not None} | {"flagged_hours": len(flagged)}
@@ -443,10 +427,10 @@ class TrendingServer:
         if not 1 <= int(hours) <= 168:
             raise InvalidInput(f"hours must be from 1 to 168 (got {hours})")
         if feature_date is not None:
-            as_of = _midnight(as_date(feature_date, "feature_date"))
+            as_of = midnight(as_date(feature_date, "feature_date"))
         else:  # now, or the end of the latest hour with views when the events stop before now (a loaded or simulated day)
             now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-            as_of = min(now, span(self.client)[1].replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+            as_of = min(now, events_span(self.client)[1].replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
         start = as_of - timedelta(hours=int(hours))
         records, known = [], set()
         for brand in dict.fromkeys(brands):

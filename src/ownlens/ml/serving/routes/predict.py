@@ -194,11 +194,10 @@ alias("/ads/placement/{user_id}", "ad_placement", "Where to show this user's ad:
 
 
 def _trending(request: Request, brand: str | None, hours: int, k: int, at: str | None) -> dict:
-    from ownlens.ml.data.loaders import resolve_brand
+    from ownlens.ml.data.loaders import brand_ids
 
     client = deps.resolved(request, deps.warehouse)
-    brands = ([resolve_brand(client, brand)] if brand else
-              [r[0] for r in client.query("SELECT DISTINCT toString(brand_id) FROM brands ORDER BY 1").result_rows])
+    brands = brand_ids(client, brand or None)
     body = predictions(request, "trending", brands, at, lookup_options(get("trending"), {"hours": hours, "k": k}))
     if not body["predictions"]:
         when = f"the start of {at}" if at else "now (or the latest hour with views)"
