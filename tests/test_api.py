@@ -234,7 +234,8 @@ def test_one_route_for_every_model_documented_with_its_types(api, labelled, trai
         assert f"{title}Predictions" in json.dumps(get_op["responses"]["200"]) + json.dumps(post_op["responses"]["200"])
         assert f"{title}Request" in json.dumps(post_op["requestBody"])
         params = {p["name"]: p for p in get_op["parameters"]}
-        assert params[key]["schema"] == {"type": "string", "format": "uuid"} and params[key]["in"] == "path"
+        assert params[key]["in"] == "path" and params[key]["schema"] == (
+            {"type": "string", "format": "uuid"} if key.endswith("_id") else {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"})
         assert {"401", "404", "413", "422", "500", "503"} <= set(get_op["responses"]) <= {"200", "401", "404", "413", "422", "500", "503"}
     assert schema["paths"]["/predict/click/{user_id}"]["get"]["parameters"][2]["name"] == "article_id"
     assert "ChurnPrediction" in schema["components"]["schemas"]

@@ -192,6 +192,7 @@ def test_train_predict_evaluate_and_registry_commands(cli):
 ON_THE_WAREHOUSE = {
     ("status",): [], ("explore",): [], ("train",): ["churn"], ("predict",): ["churn"], ("evaluate",): ["churn"],
     ("monitor",): ["churn"], ("run",): [], ("serve",): ["--port", "1"], ("worker",): ["churn", "--once"], ("trending",): [],
+    ("attribution",): [],
     ("features", "build"): ["--date", "2026-02-01"], ("features", "quality"): [], ("models", "list"): [],
     ("models", "show"): ["churn"], ("models", "promote"): ["churn", "1.0.0"], ("models", "rollback"): ["churn"],
     ("abtest", "create"): ["t", "--model", "churn", "--a", "1.0.0", "--b", "1.1.0"],

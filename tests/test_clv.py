@@ -68,3 +68,27 @@ def test_bad_customer_value_input_gets_one_clear_error():
         clv.fit_bgnbd(one_purchase.drop(columns="T"))
     with pytest.raises(InvalidInput, match="exceeds"):
         clv.fit_bgnbd(one_purchase.assign(recency=20))
+
+
+@pytest.mark.skipif(not CDNOW.exists(), reason=f"no CDNOW summary at {CDNOW}")
+def test_the_products_estimator_reproduces_lifetimes_on_cdnow():
+    from ownlens.ml.models.customer.lifetime import BuyTillYouDie
+
+    frame = pd.read_csv(CDNOW)
+    X = frame[["x", "t_x", "T", "zbar"]].to_numpy(float)
+    model = BuyTillYouDie(horizon=39).fit(X)
+    assert list(np.round(model.bgnbd_, 3)) == [0.243, 4.414, 0.793, 2.426]
+    assert list(np.round(model.gamma_gamma_, 2)) == [6.25, 3.74, 15.45]
+    assert model.predict(np.array([[2, 30.43, 38.86, 0.0]]))[0] == pytest.approx(1.226, abs=5e-4)  # the worked example
+    np.testing.assert_allclose(model.expected_spend(X[:10]), [24.65, 18.91, 35.17, 35.17, 35.17, 71.46, 18.91, 35.17, 27.28, 35.17], atol=0.011)
+
+
+def test_shifted_beta_geometric_pools_cohorts_of_every_age():
+    rng = np.random.default_rng(5)
+    churn = rng.beta(0.9, 6.0, 30_000)
+    lifetime = rng.geometric(churn)
+    age = rng.integers(1, 25, 30_000)  # subscriptions started over two years, observed today
+    fit = clv.fit_sbg_durations(np.minimum(lifetime, age), lifetime <= age)
+    assert fit.alpha == pytest.approx(0.9, rel=0.15) and fit.beta == pytest.approx(6.0, rel=0.15)
+    with pytest.raises(InvalidInput, match="too young"):
+        clv.fit_sbg_durations(np.full(20, 3), np.zeros(20, dtype=bool))

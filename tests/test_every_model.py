@@ -37,8 +37,11 @@ def _count(client, sql: str, **params) -> int:
 
 
 def _key(client, model):
-    """A key with features on D1: a user (and, for pairs, an article the user was shown); for models of articles, an
-    article published in the days before D1; for models of brands, the brand with the most article views the day before."""
+    """A key with features on D1: the model's own example when it has one; a user (and, for pairs, an article the user
+    was shown); for models of articles, an article published in the days before D1; for models of brands, the brand
+    with the most article views the day before."""
+    if getattr(model, "example_keys", None) is not None:
+        return {model.entity[0]: model.example_keys(client, D1)[0]}
     if model.entity == ("brand_id",):
         return {"brand_id": client.command(
             "SELECT toString(brand_id) FROM editorial_content_events WHERE event_timestamp >= {d:Date} - 1 "
@@ -67,7 +70,7 @@ def test_every_model_trains_predicts_stores_reloads_and_serves(name, trained, la
     # a batch of D1 is stored, and a second run replaces it
     table = model.output_table
     date_column = {"customer_user_segment_assignments": "assignment_date", "customer_recommendations": "recommendation_date",
-                   "editorial_trending": "toDate(hour) + 1"}.get(
+                   "editorial_trending": "toDate(hour) + 1", "marketing_channel_attribution": "attribution_date"}.get(
         table, "prediction_date")
     counted = f"SELECT count() FROM {table} WHERE {date_column} = {{d:Date}}" + (" AND model_name = {m:String}" if table == "ml_model_predictions" else "")
     first = predict(model, labelled, feature_date=D1)

@@ -13,6 +13,10 @@ FINGERPRINT = {
     "customer_sessions": "session_id, user_id, session_start, total_events, category_ids",
     "editorial_articles": "article_id, title, publish_timestamp",
     "sim_users": "user_id, activity_rate, churned_on",
+    "revenue_subscription_events": "subscription_id, user_id, event_date, event_type, plan_code, amount_eur",
+    "revenue_payments": "payment_id, user_id, paid_at, kind, amount_eur",
+    "marketing_touchpoints": "user_id, touched_at, channel_code, campaign_id",
+    "marketing_spend_daily": "spend_date, campaign_id, spend_eur",
 }
 
 
@@ -86,11 +90,14 @@ def test_oracle_is_calibrated_on_simulated_labels(sim):
     assert abs(true_conv - seen_conv) < 3 * np.sqrt(seen_conv * (1 - seen_conv) / n) + 0.005
 
 
-def test_oracle_formula_matches_monte_carlo():
+@pytest.mark.parametrize("varying", [False, True], ids=["constant-hazard", "daily-marketing-hazard"])
+def test_oracle_formula_matches_monte_carlo(varying):
     rng = np.random.default_rng(0)
     n, horizon = 200_000, 30
     factors = np.array([1.1, 0.9, 1.0, 1.2, 0.8, 1.0, 1.0] * 5)[:horizon]
-    activity, fading, a, h, c = 0.3, 0.1, 0.05, 0.2, 0.01
+    activity, fading, a, h = 0.3, 0.1, 0.05, 0.2
+    # a campaign flight raises the conversion hazard on some days (as marketing touches do)
+    c_days = 0.01 * (1 + 2.0 * ((np.arange(horizon) // 7) % 2)) if varying else np.full(horizon, 0.01)
     # engaged today: each day first maybe fade (after day 0), then fading maybe ends; sessions Poisson; subscriptions force a session
     stage = np.zeros(n, dtype=int)
     any_session = np.zeros(n, dtype=bool)
@@ -102,9 +109,10 @@ def test_oracle_formula_matches_monte_carlo():
             stage[to_fade] = 1
             stage[to_gone] = 2
         rate = np.where(stage == 0, activity, np.where(stage == 1, fading, 0)) * factors[k]
-        conv = (stage == 0) & ~converted & (rng.random(n) < c)
+        conv = (stage == 0) & ~converted & (rng.random(n) < c_days[k])
         converted |= conv
         any_session |= (rng.poisson(rate) > 0) | conv
+    c = c_days[None, :] if varying else np.array([0.01])
     churn, convert = churn_and_conversion(np.array([0]), activity, fading, a, h, c, factors)
     assert abs(churn[0] - (~any_session).mean()) < 0.005
     assert abs(convert[0] - converted.mean()) < 0.003

@@ -151,6 +151,8 @@ def brief(value) -> str:
 def metrics_table(title: str, metrics: dict, oracle: dict | None, targets: dict):
     from rich.table import Table
 
+    from ownlens.ml.models.metrics import meets
+
     table = Table(title=title)
     for column in ("metric", "model", "oracle", "seed target"):
         table.add_column(column, justify="right")
@@ -158,7 +160,7 @@ def metrics_table(title: str, metrics: dict, oracle: dict | None, targets: dict)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             o = (oracle or {}).get(key)
             target = targets.get(key)
-            mark = "" if target is None else (" ✓" if value >= target else " ✗")
+            mark = "" if target is None else (" ✓" if meets(key, value, target) else " ✗")
             shown = f"{value:.4f}" if isinstance(value, float) else str(value)
             table.add_row(key, shown, "" if not isinstance(o, (int, float)) else f"{o:.4f}", "" if target is None else f"{target}{mark}")
     return table

@@ -221,6 +221,47 @@ def trending(
             out.print(table)
 
 
+@app.command(epilog="Examples: ownlens-ml attribution\n\n"
+                    "ownlens-ml attribution --date 2026-03-01 --days 60 --budget 900 --json")
+def attribution(
+    at: Optional[str] = typer.Option(None, "--date", help="The period ends the day before this date (default: the day after the last touchpoint)."),
+    days: int = typer.Option(30, "--days", min=7, max=180, help="The period: the days before --date."),
+    daily_budget: Optional[float] = typer.Option(None, "--budget", min=0, help="Daily budget in EUR to split (default: the period's mean daily spend)."),
+    version: str = typer.Option("production", help="Version or stage of the attribution model."),
+    as_json: bool = json_option(),
+    dsn: Dsn = dsn_option(),
+):
+    """Which marketing channels earned the period's subscriptions: the conversions each channel's touches caused
+    (incremental), next to last touch, first touch, linear, Markov and Shapley credit, the cost per incremental
+    subscription, and the split of the daily budget that earns most (as GET /predict/attribution/{channel_code})."""
+    from ownlens.ml.models.marketing.journeys import CHANNELS
+    from ownlens.ml.pipelines.inference import lookup
+
+    client = connect(dsn)
+    d = parse_date(at, "--date")
+    channels = ["organic", *[r[0] for r in client.query(CHANNELS).result_rows]]
+    options = {"days": days} | ({"budget_eur": daily_budget} if daily_budget is not None else {})
+    frame = lookup(model("attribution"), client, channels, version=version, feature_date=d, **options)
+    records = json.loads(frame.to_json(orient="records"))
+    if as_json:
+        out.print_json(json.dumps({"attribution": records}, default=str))
+        return
+    from rich.table import Table
+
+    first = records[0] if records else {}
+    table = Table(title=f"subscriptions {first.get('period_start')} .. {first.get('period_end')} (exclusive) by channel")
+    for column in ("channel", "spend EUR", "incremental", "last touch", "markov", "shapley", "EUR per sub", "recommended EUR/day", "expected/day"):
+        table.add_column(column)
+    for r in records:
+        rules = r["conversions_by_rule"]
+        cost = r["cost_per_conversion_eur"]
+        table.add_row(r["channel_code"], f"{r['spend_eur']:,.0f}", f"{r['conversions']:.1f}", f"{rules['last_touch']:.1f}",
+                      f"{rules['markov']:.1f}", f"{rules['shapley']:.1f}", "" if cost is None else f"{cost:,.2f}",
+                      "" if r["channel_code"] == "organic" else f"{r['recommended_spend_eur']:,.2f}",
+                      "" if r["channel_code"] == "organic" else f"{r['expected_conversions']:.2f}")
+    out.print(table)
+
+
 def _keys(definition, ids: dict[str, list[str]]) -> list:
     """The lookup keys of the ids given on the command line, in the model's entity order."""
     import itertools

@@ -25,6 +25,8 @@ MODELS = {
     "ad_placement": "ownlens.ml.models.advertising.placement:AD_PLACEMENT",
     "article_performance": "ownlens.ml.models.editorial.article_performance:ARTICLE_PERFORMANCE",
     "trending": "ownlens.ml.models.editorial.trending:TRENDING",
+    "clv": "ownlens.ml.models.customer.lifetime_value:CLV",
+    "attribution": "ownlens.ml.models.marketing.channel_attribution:ATTRIBUTION",
 }
 
 

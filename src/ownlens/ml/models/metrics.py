@@ -72,8 +72,16 @@ def choose_threshold(y, p, objective: str) -> tuple[float, dict]:
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae", "davies_bouldin", "ctr_mean_abs_error", "mape"})
 
 
+LOWER_IS_BETTER_SUFFIXES = ("_mape", "_mae", "_rmse", "_regret_share")
+
+
 def higher_is_better(metric: str) -> bool:
-    return metric not in LOWER_IS_BETTER
+    return metric not in LOWER_IS_BETTER and not metric.endswith(LOWER_IS_BETTER_SUFFIXES)
+
+
+def meets(metric: str, value: float, target: float) -> bool:
+    """Whether ``value`` meets a seed target: at least it, or at most it for a metric where lower is better."""
+    return bool(value >= target) if higher_is_better(metric) else bool(value <= target)
 
 
 def at_least_as_good(metric: str, new: float | None, current: float | None) -> bool:

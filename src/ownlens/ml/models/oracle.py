@@ -154,3 +154,99 @@ def ad_revenue(client: Client, users: list[str], d: date, days: int, placements:
     revenue = cpm[None, :] + 1000 * truth["ad_ctr"].to_numpy()[:, None] * lift[None, :] * cat.AD_CLICK_EUR
     share = cat.AD_PLACEMENT_SHARE[order] / cat.AD_PLACEMENT_SHARE[order].sum()
     return truth, revenue, share
+
+
+CAUSED_CONVERSIONS = """
+SELECT toString(v.converted_by) AS channel, count() AS conversions
+FROM sim_customer_value AS v INNER JOIN sim_users AS u ON u.user_id = v.user_id
+WHERE u.subscribed_on >= {start:Date} AND u.subscribed_on < {end:Date} AND v.converted_by NOT IN ('', 'legacy')
+GROUP BY channel
+"""
+# reach-days of readers who could be converted (engaged, not subscribed) in the period, per day
+ELIGIBLE_REACH = """
+SELECT sum(v.marketing_reach * greatest(0, dateDiff('day', greatest(u.first_day, {start:Date}),
+           least(u.engaged_until, ifNull(u.subscribed_on, {end:Date}), {end:Date})))) / dateDiff('day', {start:Date}, {end:Date})
+FROM sim_users AS u INNER JOIN sim_customer_value AS v ON v.user_id = u.user_id
+WHERE ifNull(u.subscribed_on, {end:Date}) >= {start:Date}
+"""
+SIMULATED_USERS = "SELECT users FROM sim_runs ORDER BY created_at DESC LIMIT 1"
+
+
+def channel_conversions(client: Client, start: date, end: date) -> pd.Series | None:
+    """Subscriptions in ``[start, end)`` that each channel's touches caused (``organic``: none did); None without a
+    simulation."""
+    if not simulated(client):
+        return None
+    caused = query_frame(client, CAUSED_CONVERSIONS, {"start": start, "end": end})
+    return caused.set_index("channel")["conversions"].astype(float).rename("conversions")
+
+
+def channel_curves(client: Client, start: date, end: date) -> dict | None:
+    """Each channel's true response curve over ``[start, end)``: expected conversions it causes per day at a daily
+    spend in EUR (the eligible readers' reach times its touches and conversion per touch); None without a simulation."""
+    from ownlens.ml.models.marketing.budget import ResponseCurve
+    from ownlens.ml.simulation import marketing
+
+    if not simulated(client):
+        return None
+    reach = float(client.command(ELIGIBLE_REACH, parameters={"start": start, "end": end}) or 0.0)
+    scale = int(client.command(SIMULATED_USERS)) / marketing.SPEND_UNIT
+    return {c.code: ResponseCurve(c.code, reach * c.touches_at_saturation * c.conversion_per_touch, c.half_saturation * scale, c.shape)
+            for c in marketing.CHANNELS}
+
+
+def channel_effects(client: Client) -> pd.Series | None:
+    """Each channel's true conversions per touch (of an engaged, unsubscribed reader); None without a simulation."""
+    if not simulated(client):
+        return None
+    rows = client.query("SELECT toString(channel_code), conversion_per_touch FROM sim_channel_truth").result_rows
+    return pd.Series(dict(rows), name="conversions_per_touch", dtype=float) if rows else None
+
+
+VALUE_TRUTH = """
+SELECT toString(v.user_id) AS user_id, ifNull(v.purchase_rate_per_day, 0) AS rate, ifNull(v.purchase_dropout, 0) AS dropout,
+       ifNull(v.mean_order_value_eur, 0) AS mean_order, v.purchases_dropped_on AS dropped_on,
+       ifNull(v.monthly_cancel_probability, 0) AS cancel, u.engaged_until AS engaged_until
+FROM sim_customer_value AS v INNER JOIN sim_users AS u ON u.user_id = v.user_id
+WHERE v.user_id IN {users:Array(UUID)}
+"""
+
+
+def customer_value(client: Client, buyers: list[str], subscriptions: pd.DataFrame, cutoff: date, days: int):
+    """What a model knowing each customer's true value process would predict for the ``days`` from ``cutoff``: the
+    buyers' expected purchases and purchase revenue (given their true rate, dropout, mean order and whether they were
+    still buying at the cutoff) and each active subscription's expected renewal revenue (given the subscriber's true
+    cancellation probability, the higher one once they stop reading, and failed payments); None without a simulation."""
+    from ownlens.ml.simulation import revenue as sim_revenue
+
+    if not simulated(client):
+        return None
+    users = list(dict.fromkeys([*buyers, *subscriptions["user_id"].astype(str)]))
+    truth = query_frame(client, VALUE_TRUTH, {"users": users}).set_index("user_id")
+    b = truth.reindex(buyers)
+    alive = b["dropped_on"].isna() | (pd.to_datetime(b["dropped_on"]) >= pd.Timestamp(cutoff))
+    rate, dropout = b["rate"].fillna(0).to_numpy(float), b["dropout"].fillna(0).to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = np.where(dropout > 0, (1 - np.exp(-rate * dropout * days)) / dropout, rate * days)
+    purchases = np.where(alive.to_numpy(), np.nan_to_num(expected), 0.0)
+    revenue = purchases * b["mean_order"].fillna(0).to_numpy(float)
+    s = truth.reindex(subscriptions["user_id"].astype(str))
+    started = subscriptions["started_on"]
+    age = (pd.Timestamp(cutoff) - started).dt.days.to_numpy()
+    engaged = (pd.to_datetime(s["engaged_until"]) - started.to_numpy()).dt.days.to_numpy(dtype=float, na_value=0)
+    cancel = s["cancel"].fillna(0).to_numpy(float)
+    kept = 1 - sim_revenue.PAYMENT_FAILURE * sim_revenue.FAILED_PAYMENT_LOST
+    period = sim_revenue.PERIOD_DAYS
+    k = (age + period - 1) // period  # the first renewal on or after the cutoff
+    survive = np.ones(len(age))
+    paid = np.zeros(len(age))
+    while True:
+        day = k * period
+        inside = day < age + days
+        if not inside.any():
+            break
+        q = np.where(day < engaged, cancel, sim_revenue.CANCEL_DISENGAGED)
+        survive = np.where(inside, survive * (1 - q) * kept, survive)
+        paid += np.where(inside, survive, 0.0)
+        k = k + 1
+    return purchases, revenue, paid * subscriptions["monthly_price_eur"].to_numpy(float)

@@ -34,7 +34,8 @@ learning
 optional hooks (None when a model has none)
     ``plots(result, plt)``: report sections; ``realised(client, d)``: realised performance of the outputs
     stored for ``d`` once it is known; ``stored_dates(client)``: dates with stored outputs;
-    ``ab_outcomes(client, test, dates)``: per-arm outcomes of an A/B test.
+    ``ab_outcomes(client, test, dates)``: per-arm outcomes of an A/B test; ``example_keys(client, d)``: ids that
+    have a prediction on ``d`` (for models whose entities are not simply the users with features).
 """
 
 from __future__ import annotations

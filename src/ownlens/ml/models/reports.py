@@ -30,7 +30,7 @@ def comparison(model, metrics: dict, oracle: dict | None, baselines: dict | None
         row["gap_to_oracle"] = row["oracle"] - value if isinstance(row["oracle"], (int, float)) and key != "threshold" else None
         target = model.targets.get(key)
         row["seed_target"] = target
-        row["meets_target"] = None if target is None else bool(value >= target)
+        row["meets_target"] = None if target is None else M.meets(key, value, target)
         rows.append(row)
     return pd.DataFrame(rows).set_index("metric")
 

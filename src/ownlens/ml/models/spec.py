@@ -182,3 +182,4 @@ class TaskModel:
     realised: Callable[..., dict | None] | None = None
     stored_dates: Callable[..., list] | None = None
     ab_outcomes: Callable[..., dict] | None = None
+    example_keys: Callable[..., list] | None = None  # (client, d) -> ids that have a prediction on d

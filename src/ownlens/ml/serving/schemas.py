@@ -16,6 +16,8 @@ MAX_BATCH = 1000  # ids or pairs per prediction request
 
 # ids are UUIDs and dates lie in the warehouse's Date range (1970-01-01 to 2149-06-06), as OpenAPI says
 Id = Annotated[str, Field(json_schema_extra={"format": "uuid"}, examples=["3f2b8c1e-0000-4000-8000-000000000000"])]
+CODE_PATTERN = "^[A-Za-z0-9_.-]{1,64}$"
+Code = Annotated[str, Field(pattern=CODE_PATTERN, examples=["paid_search"])]
 DATE_PATTERN = "^(19[7-9][0-9]|20[0-9]{2}|21[0-4][0-9])-"
 DATE_SCHEMA = {"type": "string", "format": "date", "pattern": DATE_PATTERN}
 def _date_text(value):
@@ -44,10 +46,11 @@ def request_type(name: str):
     model = get(name)
     title = "".join(part.title() for part in name.split("_"))
     limit = {"min_length": 1, "max_length": MAX_BATCH}
-    what = model.entity[0].removesuffix("_id")
+    key = model.entity[0]
     fields = ({"pairs": (list[Pair], Field(description=f"Up to {MAX_BATCH:,} (user, article) pairs.", **limit))}
               if len(model.entity) > 1 else
-              {f"{what}_ids": (list[Id], Field(description=f"Up to {MAX_BATCH:,} {what} ids.", **limit))})
+              {f"{key}s": (list[Id] if key.endswith("_id") else list[Code],
+                           Field(description=f"Up to {MAX_BATCH:,} {key.replace('_', ' ')}s.", **limit))})
     fields["feature_date"] = (FeatureDate, None)
     if model.lookup_options is not None:  # strict in a JSON body (false is no seed, "yes" no boolean); lax in a query string
         strict = type(f"{title}Options", (model.lookup_options,), {"model_config": ConfigDict(strict=True, extra="forbid"),

@@ -82,7 +82,6 @@ AD_PLACEMENT_CTR_LIFT = np.array([1.0, 1.8, 0.6, 0.4])
 AD_PLACEMENT_SHARE = np.array([0.3, 0.3, 0.25, 0.15])
 AD_CPM_EUR = np.array([2.5, 3.5, 1.5, 1.0])
 AD_CLICK_EUR = 0.35
-SUBSCRIPTION_EUR = 9.99
 
 # sessions per weekday (Monday first) relative to the mean; the oracle uses the same numbers
 WEEKDAY_FACTOR = np.array([1.06, 1.08, 1.06, 1.04, 0.98, 0.86, 0.92])

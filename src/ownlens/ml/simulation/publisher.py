@@ -16,6 +16,7 @@ from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.errors import InvalidInput
 from ownlens.ml.simulation import catalog as cat
+from ownlens.ml.simulation import ids, marketing, revenue
 from ownlens.ml.warehouse import drop_scratch, scratch_table
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,9 @@ DATA_TABLES = [
     "editorial_content_events", "editorial_article_performance", "editorial_author_performance",
     "editorial_category_performance", "editorial_article_features", "editorial_article_predictions", "editorial_trending",
     "sim_runs", "sim_users", "sim_articles", "sim_user_truth", "sim_topic_bursts",
+    "revenue_subscription_plans", "revenue_subscription_events", "revenue_payments", "marketing_channels",
+    "marketing_campaigns", "marketing_spend_daily", "marketing_touchpoints", "marketing_channel_attribution", "customer_lifetime_value",
+    "sim_channel_truth", "sim_customer_value",
 ]
 CANDIDATES = 3  # articles a reader weighs at each step: the one read is drawn by appeal (and any burst of its topic)
 BURSTS_PER_WEEK = 2.0  # news events per brand: a topic spikes for hours or days
@@ -69,34 +73,6 @@ class SimulationConfig:
 
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
-
-
-def _uuid_bytes(rng: np.random.Generator, n: int) -> np.ndarray:
-    raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-    return raw
-
-
-def _uuid_table(ids) -> np.ndarray:
-    return np.frombuffer(b"".join(u.bytes for u in ids), dtype=np.uint8).reshape(len(ids), 16)
-
-
-def _uuid_array(raw: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
-    """Arrow fixed-size binary column that ClickHouse reads as UUID."""
-    n = len(raw)
-    buffers = [None, pa.py_buffer(np.ascontiguousarray(raw).tobytes())]
-    null_count = 0
-    if valid is not None and not valid.all():
-        buffers[0] = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
-        null_count = int(n - valid.sum())
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, buffers, null_count=null_count)
-
-
-def _to_uuid_list(raw: np.ndarray) -> list:
-    import uuid
-
-    return [uuid.UUID(bytes=row.tobytes()) for row in raw]
 
 
 def _categorical(rng: np.random.Generator, cumulative: np.ndarray, size=None) -> np.ndarray:
@@ -207,16 +183,16 @@ def _make_articles(cfg: SimulationConfig, client: Client, bursts: Bursts) -> Art
     arrays = {k: np.concatenate(v) for k, v in columns.items()}
     arrays["topic"] = _topics(cfg, arrays, bursts)
     n_articles = len(arrays["group"])
-    ids = _uuid_bytes(rng, n_articles)
-    author_id_raw = _uuid_bytes(rng, len(author_rows))
+    article_ids = ids.uuid_bytes(rng, n_articles)
+    author_id_raw = ids.uuid_bytes(rng, len(author_rows))
     order = np.lexsort((arrays["publish_s"], arrays["group"]))
     arrays = {k: v[order] for k, v in arrays.items()}
-    ids = ids[order]
+    article_ids = article_ids[order]
     first_of_group = np.full(n_brands * n_cats, 0)
     groups, first = np.unique(arrays["group"], return_index=True)
     first_of_group[groups] = first
     articles = Articles(key=arrays["group"] * 1e10 + arrays["publish_s"], first_of_group=first_of_group,
-                        ids=ids, author_ids=author_id_raw, **arrays)
+                        ids=article_ids, author_ids=author_id_raw, **arrays)
     _write_articles(cfg, client, articles, author_rows, rng, adjectives)
     _write_bursts(client, bursts)
     return articles
@@ -250,8 +226,8 @@ def _write_bursts(client: Client, b: Bursts) -> None:
 
 
 def _write_articles(cfg, client, a: Articles, author_rows, rng, adjectives) -> None:
-    brand_ids = _uuid_table([cat.stable_id("brand", b[0]) for b in cat.BRANDS])
-    cat_ids = _uuid_table([cat.stable_id("category", c[0]) for c in cat.CATEGORIES])
+    brand_ids = ids.uuid_table([cat.stable_id("brand", b[0]) for b in cat.BRANDS])
+    cat_ids = ids.uuid_table([cat.stable_id("category", c[0]) for c in cat.CATEGORIES])
     n = len(a.group)
     topics = np.array([name for _, name in cat.TOPICS], dtype=object)[a.topic]
     nouns = ["plan", "deal", "debate", "comeback", "breakthrough", "crisis", "season", "vote", "record", "warning", "launch", "shift"]
@@ -261,10 +237,10 @@ def _write_articles(cfg, client, a: Articles, author_rows, rng, adjectives) -> N
     is_premium = (rng.random(n) < 0.15).astype(np.uint8)
     created = pd.Timestamp.now().floor("s")
     articles = pa.table({
-        "article_id": _uuid_array(a.ids),
-        "brand_id": _uuid_array(brand_ids[a.brand]),
-        "author_id": _uuid_array(a.author_ids[a.author]),
-        "category_id": _uuid_array(cat_ids[a.category]),
+        "article_id": ids.uuid_array(a.ids),
+        "brand_id": ids.uuid_array(brand_ids[a.brand]),
+        "author_id": ids.uuid_array(a.author_ids[a.author]),
+        "category_id": ids.uuid_array(cat_ids[a.category]),
         "title": titles,
         "topic": topics.tolist(),
         "word_count": a.words.astype(np.uint32),
@@ -287,7 +263,7 @@ def _write_articles(cfg, client, a: Articles, author_rows, rng, adjectives) -> N
     }))
     start = pd.Timestamp(cfg.start - timedelta(days=PRE_WINDOW_DAYS))
     client.insert_df("editorial_authors", pd.DataFrame({
-        "author_id": _to_uuid_list(a.author_ids),
+        "author_id": ids.to_uuid_list(a.author_ids),
         "brand_id": [cat.stable_id("brand", cat.BRANDS[b][0]) for b, _, _ in author_rows],
         "author_name": [name for _, _, name in author_rows],
         "primary_category_id": [cat.stable_id("category", cat.CATEGORIES[c][0]) for _, c, _ in author_rows],
@@ -309,7 +285,7 @@ class Users:
     first_day: np.ndarray
     engaged_until: np.ndarray
     churned_on: np.ndarray
-    subscribed_on: np.ndarray  # day index, -1 if never
+    subscribed_on: np.ndarray  # day index (negative: before the window), revenue.NEVER if never
     newsletter_on: np.ndarray  # day index, -1 if never
     activity: np.ndarray
     fading_activity: np.ndarray
@@ -319,6 +295,7 @@ class Users:
     ad_ctr: np.ndarray
     click_affinity: np.ndarray
     prefs: np.ndarray  # (n, categories)
+    commerce: revenue.Commerce  # touchpoints, subscriptions, purchases and value truth
 
 
 def _geometric_days(rng, p, n):
@@ -327,7 +304,7 @@ def _geometric_days(rng, p, n):
     return np.floor(np.log(u) / np.log1p(-np.clip(p, 1e-9, 1 - 1e-9))).astype(np.int64)
 
 
-def _make_users(cfg: SimulationConfig, batch: int, n: int, combos) -> Users:
+def _make_users(cfg: SimulationConfig, batch: int, n: int, combos, plan: marketing.Schedule) -> Users:
     rng = np.random.default_rng([cfg.seed, batch])
     n_cats = len(cat.CATEGORIES)
     brand_share = np.cumsum([b[2] for b in cat.BRANDS])
@@ -359,15 +336,18 @@ def _make_users(cfg: SimulationConfig, batch: int, n: int, combos) -> Users:
     engaged_until = first_day + 1 + _geometric_days(rng, fade_hazard, n)
     churned_on = engaged_until + 1 + _geometric_days(rng, churn_hazard, n)
     conv_after = _geometric_days(rng, conversion, n)
-    subscribed_on = np.where(first_day + conv_after < engaged_until, first_day + conv_after, -1)
+    organic_on = np.where(first_day + conv_after < engaged_until, first_day + conv_after, revenue.NEVER)
+    commerce = revenue.simulate_batch(cfg, plan, batch, first_day=first_day, engaged_until=engaged_until,
+                                      churned_on=churned_on, organic_on=organic_on, conversion=conversion,
+                                      fade_hazard=fade_hazard, activity=activity)
     nl_after = _geometric_days(rng, newsletter, n)
     newsletter_on = np.where(first_day + nl_after < churned_on, first_day + nl_after, -1)
     return Users(
-        ids=_uuid_bytes(rng, n), index=batch * USERS_PER_BATCH + np.arange(n), home_brand=home, combo=combo,
+        ids=ids.uuid_bytes(rng, n), index=batch * USERS_PER_BATCH + np.arange(n), home_brand=home, combo=combo,
         city=city, country=country, first_day=first_day, engaged_until=engaged_until, churned_on=churned_on,
-        subscribed_on=subscribed_on, newsletter_on=newsletter_on, activity=activity, fading_activity=fading_activity,
+        subscribed_on=commerce.subscribed_on, newsletter_on=newsletter_on, activity=activity, fading_activity=fading_activity,
         fade_hazard=fade_hazard, churn_hazard=churn_hazard, conversion=conversion, ad_ctr=ad_ctr,
-        click_affinity=z_click, prefs=prefs,
+        click_affinity=z_click, prefs=prefs, commerce=commerce,
     )
 
 
@@ -416,7 +396,7 @@ def _make_events(cfg: SimulationConfig, u: Users, arts: Articles, bursts: Bursts
     combos = device_combos_cache()
     combo_cum = np.cumsum([c.share for c in combos])
     s_combo = np.where(rng.random(n_s) < 0.85, u.combo[s_user], _categorical(rng, np.tile(combo_cum / combo_cum[-1], (n_s, 1))))
-    s_ids = _uuid_bytes(rng, n_s)
+    s_ids = ids.uuid_bytes(rng, n_s)
 
     # a chain of article views: each view shows a teaser that the user clicks with the oracle probability
     mix = np.array([b[4] for b in cat.BRANDS], dtype=float)
@@ -470,7 +450,7 @@ def _make_events(cfg: SimulationConfig, u: Users, arts: Articles, bursts: Bursts
     signup = np.nonzero(first_of_day & (s_day == u.newsletter_on[s_user]))[0]
     add(signup, s_start[signup] + 30.0, "newsletter_signup")
     subscribe = np.nonzero(first_of_day & (s_day == u.subscribed_on[s_user]))[0]
-    add(subscribe, s_start[subscribe] + 60.0, "subscription", revenue=np.full(len(subscribe), cat.SUBSCRIPTION_EUR))
+    add(subscribe, s_start[subscribe] + 60.0, "subscription", revenue=u.commerce.start_price[s_user[subscribe]])
 
     # where each visit came from: social feeds favour appealing articles (the landing article's appeal raises the odds
     # of a social referral, x1.8 per unit); newsletter visits only from signed-up readers; views after the landing
@@ -525,12 +505,12 @@ def device_combos_cache():
 
 def _reference_tables():
     combos = device_combos_cache()
-    brand_ids = _uuid_table([cat.stable_id("brand", b[0]) for b in cat.BRANDS])
-    cat_ids = _uuid_table([cat.stable_id("category", c[0]) for c in cat.CATEGORIES])
-    device_ids = _uuid_table([cat.stable_id("device", cat.DEVICES[c.device][0]) for c in combos])
-    os_ids = _uuid_table([cat.stable_id("os", f"{cat.DEVICES[c.device][0]}:{c.os}") for c in combos])
-    browser_ids = _uuid_table([cat.stable_id("browser", c.browser) for c in combos])
-    city_ids = _uuid_table([cat.stable_id("city", f"{code}:{city}") for code, _, _, _, _, cities in cat.COUNTRIES for city, _ in cities])
+    brand_ids = ids.uuid_table([cat.stable_id("brand", b[0]) for b in cat.BRANDS])
+    cat_ids = ids.uuid_table([cat.stable_id("category", c[0]) for c in cat.CATEGORIES])
+    device_ids = ids.uuid_table([cat.stable_id("device", cat.DEVICES[c.device][0]) for c in combos])
+    os_ids = ids.uuid_table([cat.stable_id("os", f"{cat.DEVICES[c.device][0]}:{c.os}") for c in combos])
+    browser_ids = ids.uuid_table([cat.stable_id("browser", c.browser) for c in combos])
+    city_ids = ids.uuid_table([cat.stable_id("city", f"{code}:{city}") for code, _, _, _, _, cities in cat.COUNTRIES for city, _ in cities])
     return brand_ids, cat_ids, device_ids, os_ids, browser_ids, city_ids
 
 
@@ -545,20 +525,20 @@ def _events_table(ev, u, s_user, s_brand, s_combo, s_ids, arts, rng) -> pa.Table
     countries = np.array([c[0] for c in cat.COUNTRIES])
     placements = pa.array(["", *cat.AD_PLACEMENTS])
     return pa.table({
-        "event_id": _uuid_array(_uuid_bytes(rng, n)),
-        "session_id": _uuid_array(s_ids[sess]),
-        "user_id": _uuid_array(u.ids[user]),
-        "brand_id": _uuid_array(brand_ids[s_brand[sess]]),
+        "event_id": ids.uuid_array(ids.uuid_bytes(rng, n)),
+        "session_id": ids.uuid_array(s_ids[sess]),
+        "user_id": ids.uuid_array(u.ids[user]),
+        "brand_id": ids.uuid_array(brand_ids[s_brand[sess]]),
         "event_type": pa.DictionaryArray.from_arrays(pa.array(ev["kind"].astype(np.int32)), pa.array(EVENT_TYPES)),
         "event_timestamp": pa.array(ev["at_ms"], type=pa.timestamp("ms", tz="UTC")),
-        "article_id": _uuid_array(arts.ids[art], has_art),
-        "category_id": _uuid_array(cat_ids[arts.category[art]], has_art),
-        "author_id": _uuid_array(arts.author_ids[arts.author[art]], has_art),
-        "device_type_id": _uuid_array(device_ids[combo]),
-        "os_id": _uuid_array(os_ids[combo]),
-        "browser_id": _uuid_array(browser_ids[combo]),
+        "article_id": ids.uuid_array(arts.ids[art], has_art),
+        "category_id": ids.uuid_array(cat_ids[arts.category[art]], has_art),
+        "author_id": ids.uuid_array(arts.author_ids[arts.author[art]], has_art),
+        "device_type_id": ids.uuid_array(device_ids[combo]),
+        "os_id": ids.uuid_array(os_ids[combo]),
+        "browser_id": ids.uuid_array(browser_ids[combo]),
         "country_code": pa.DictionaryArray.from_arrays(pa.array(u.country[user].astype(np.int32)), pa.array(countries)),
-        "city_id": _uuid_array(city_ids[u.city[user]]),
+        "city_id": ids.uuid_array(city_ids[u.city[user]]),
         "engagement_seconds": ev["eng"].astype(np.float32),
         "scroll_depth": ev["scroll"].astype(np.float32),
         "ad_placement": pa.DictionaryArray.from_arrays(pa.array((ev["placement"] + 1).astype(np.int32)), placements),
@@ -605,18 +585,18 @@ WHERE article_id IS NOT NULL AND event_type IN ('article_view', 'article_impress
 
 
 def _users_table(cfg: SimulationConfig, u: Users) -> pa.Table:
-    brand_ids = _uuid_table([cat.stable_id("brand", b[0]) for b in cat.BRANDS])
+    brand_ids = ids.uuid_table([cat.stable_id("brand", b[0]) for b in cat.BRANDS])
     to_date = lambda days: pa.array((np.datetime64(cfg.start) + days.astype("timedelta64[D]")).astype("datetime64[D]"))
-    maybe_date = lambda days: pa.array((np.datetime64(cfg.start) + np.maximum(days, 0).astype("timedelta64[D]")).astype("datetime64[D]"), mask=days < 0)
+    maybe_date = lambda days: pa.array((np.datetime64(cfg.start) + np.where(days == revenue.NEVER, 0, days).astype("timedelta64[D]")).astype("datetime64[D]"), mask=days == revenue.NEVER)
     return pa.table({
-        "user_id": _uuid_array(u.ids),
+        "user_id": ids.uuid_array(u.ids),
         "user_index": u.index.astype(np.uint32),
-        "home_brand_id": _uuid_array(brand_ids[u.home_brand]),
+        "home_brand_id": ids.uuid_array(brand_ids[u.home_brand]),
         "first_day": to_date(u.first_day),
         "engaged_until": to_date(u.engaged_until),
         "churned_on": to_date(u.churned_on),
         "subscribed_on": maybe_date(u.subscribed_on),
-        "newsletter_on": maybe_date(u.newsletter_on),
+        "newsletter_on": maybe_date(np.where(u.newsletter_on < 0, revenue.NEVER, u.newsletter_on)),
         "activity_rate": u.activity,
         "fading_activity_rate": u.fading_activity,
         "fade_hazard": u.fade_hazard,
@@ -656,6 +636,9 @@ def simulate(client: Client, cfg: SimulationConfig, progress=None) -> dict:
     now = pd.Timestamp.now().floor("s")
     for table, frame in cat.reference_frames(now).items():
         client.insert_df(table, frame)
+    plan = marketing.schedule(cfg.seed, cfg.days)
+    for table, rows in revenue.fixed_tables(cfg, plan).items():
+        client.insert_arrow(table, rows)
     bursts = _make_bursts(cfg)
     articles = _make_articles(cfg, client, bursts)
     staging = scratch_table(client, "sim_events")
@@ -664,7 +647,7 @@ def simulate(client: Client, cfg: SimulationConfig, progress=None) -> dict:
     sessions = 0
 
     def generate(batch: int, first: int):
-        users = _make_users(cfg, batch, min(USERS_PER_BATCH, cfg.users - first), combos)
+        users = _make_users(cfg, batch, min(USERS_PER_BATCH, cfg.users - first), combos, plan)
         return users, *_make_events(cfg, users, articles, bursts, batch)
 
     starts = list(range(0, cfg.users, USERS_PER_BATCH))
@@ -678,6 +661,9 @@ def simulate(client: Client, cfg: SimulationConfig, progress=None) -> dict:
                 if batch + 1 < len(starts):
                     pending = pool.submit(generate, batch + 1, starts[batch + 1])
                 client.insert_arrow("sim_users", _users_table(cfg, users))
+                brand_ids = ids.uuid_table([cat.stable_id("brand", b[0]) for b in cat.BRANDS])[users.home_brand]
+                for table, rows in revenue.batch_tables(cfg, plan, batch, users.commerce, users.ids, brand_ids).items():
+                    client.insert_arrow(table, rows)
                 if events is not None:
                     # many small record batches insert several times faster than one huge one
                     client.insert_arrow(staging, pa.Table.from_batches(events.to_batches(max_chunksize=65536)))

@@ -14,6 +14,7 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.simulation import catalog as cat
+from ownlens.ml.simulation import marketing
 from ownlens.ml.warehouse import replace_partition
 
 POPULATION = """
@@ -26,6 +27,18 @@ WHERE u.user_id IN (SELECT user_id FROM customer_user_features WHERE feature_dat
 """
 RUNS = "SELECT count() FROM sim_runs"
 LATEST_RUN = "SELECT parameters FROM sim_runs ORDER BY created_at DESC LIMIT 1"
+
+
+def _marketing_hazard(client: Client, d: date, horizon_days: int) -> np.ndarray:
+    """The marketing part of the conversion hazard on each label day, per unit of a user's reach (``marketing.py``)."""
+    params = json.loads(client.command(LATEST_RUN) or "{}")
+    if "seed" not in params:
+        return np.zeros(horizon_days)
+    start, days = date.fromisoformat(params["start"]), int(params["days"])
+    hazard = marketing.schedule(int(params["seed"]), days).hazard()
+    index = np.array([(d - start).days + k for k in range(horizon_days)])
+    inside = (index >= 0) & (index < days)
+    return np.where(inside, hazard[np.clip(index, 0, days - 1)], 0.0)
 
 
 def _day_factors(client: Client, d: date, horizon_days: int) -> np.ndarray:
@@ -42,9 +55,13 @@ def _day_factors(client: Client, d: date, horizon_days: int) -> np.ndarray:
 def churn_and_conversion(stage, activity, fading, a, h, c, factors) -> tuple[np.ndarray, np.ndarray]:
     """Exact P(no session in the next 30 days) and P(subscription in the next 30 days) given the latent state.
 
-    ``stage`` is 0 engaged, 1 fading, 2 gone; ``c`` is 0 for users already subscribed.
+    ``stage`` is 0 engaged, 1 fading, 2 gone; ``c`` is each user's conversion hazard, per day (users x days) or
+    the same every day (users), 0 for users already subscribed.
     """
     horizon = len(factors)
+    c = np.asarray(c, dtype=float)
+    c = np.broadcast_to(c[:, None] if c.ndim == 1 else c, (len(stage), horizon))
+    unconverted = np.concatenate([np.ones((len(stage), 1)), np.cumprod(1 - c, 1)], 1)  # [:, j]: no conversion on days < j
     cum = np.concatenate([[0.0], np.cumsum(factors)])  # cum[j]: expected-session weight of days [0, j)
 
     def no_session_while_fading(j):  # P(no session on days j..horizon-1 | fading starts on day j)
@@ -53,13 +70,12 @@ def churn_and_conversion(stage, activity, fading, a, h, c, factors) -> tuple[np.
             p = p + (1 - h) ** (k - 1) * h * np.exp(-fading * (cum[j + k] - cum[j]))
         return p
 
-    engaged = (1 - a) ** (horizon - 1) * np.exp(-activity * cum[horizon]) * (1 - c) ** horizon
+    engaged = (1 - a) ** (horizon - 1) * np.exp(-activity * cum[horizon]) * unconverted[:, horizon]
     for j in range(1, horizon):
-        engaged = engaged + (1 - a) ** (j - 1) * a * np.exp(-activity * cum[j]) * (1 - c) ** j * no_session_while_fading(j)
+        engaged = engaged + (1 - a) ** (j - 1) * a * np.exp(-activity * cum[j]) * unconverted[:, j] * no_session_while_fading(j)
     churn = np.select([stage == 0, stage == 1], [engaged, no_session_while_fading(0)], 1.0)
-    r = (1 - a) * (1 - c)
-    convert = np.where(stage == 0, c * (1 - r ** horizon) / np.maximum(1 - r, 1e-12), 0.0)
-    return churn, convert
+    convert = sum((1 - a) ** j * unconverted[:, j] * c[:, j] for j in range(horizon))
+    return churn, np.where(stage == 0, convert, 0.0)
 
 
 def expected_sessions(stage, activity, fading, a, h, factors) -> np.ndarray:
@@ -87,7 +103,9 @@ def build_truth(client: Client, d: date, horizon_days: int) -> int:
     stage = np.where(day < engaged_until, 0, np.where(day < churned_on, 1, 2))
     subscribed = t.column("subscribed_on").to_pandas().to_numpy(dtype="datetime64[D]", na_value=np.datetime64("NaT"))
     already = ~np.isnat(subscribed) & (subscribed < day)
-    conversion = np.where(already, 0.0, col("conversion_rate"))
+    # each day: converts organically or through a marketing touch (Poisson touches: E[prod (1 - p)] = exp(-reach * hazard))
+    paid = np.exp(-marketing.reach(col("activity_rate"))[:, None] * _marketing_hazard(client, d, horizon_days)[None, :])
+    conversion = np.where(already[:, None], 0.0, 1 - (1 - col("conversion_rate"))[:, None] * paid)
     churn, convert = churn_and_conversion(
         stage, col("activity_rate"), col("fading_activity_rate"), col("fade_hazard"), col("churn_hazard"),
         conversion, _day_factors(client, d, horizon_days),

@@ -104,3 +104,24 @@ def fit_sbg(alive) -> ShiftedBetaGeometric:
     result = minimize(negative_ll, np.log([1.0, 1.0]), method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-10, "maxiter": 5000})
     alpha, beta = np.exp(result.x)
     return ShiftedBetaGeometric(float(alpha), float(beta), float(-result.fun))
+
+
+def fit_sbg_durations(periods, churned) -> ShiftedBetaGeometric:
+    """Fit an sBG to individual subscriptions of any ages: ``periods`` each one lasted (churned in that period,
+    counting from 1) or has survived so far (censored, ``churned`` False). Cohorts of different ages pool this way."""
+    periods, churned = np.asarray(periods, dtype=float), np.asarray(churned, dtype=bool)
+    if periods.ndim != 1 or len(periods) != len(churned) or len(periods) < 10:
+        raise InvalidInput(f"the sBG needs at least 10 subscriptions with their periods and whether they churned (got {len(periods)})")
+    if (periods < 0).any() or (churned & (periods < 1)).any():
+        raise InvalidInput("periods must be non-negative, and at least 1 for a subscription that churned")
+    if not churned.any():
+        raise InvalidInput("no subscription churned yet: too young to fit a churn distribution")
+
+    def negative_ll(log_params):
+        a, b = np.exp(log_params)
+        ll = np.where(churned, betaln(a + 1, b + periods - 1), betaln(a, b + periods)) - betaln(a, b)
+        return -float(ll.sum())
+
+    result = minimize(negative_ll, np.log([1.0, 1.0]), method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-10, "maxiter": 5000})
+    alpha, beta = np.exp(result.x)
+    return ShiftedBetaGeometric(float(alpha), float(beta), float(-result.fun))

@@ -23,6 +23,7 @@ from scipy.optimize import curve_fit
 from ownlens.ml.errors import InvalidInput
 
 MIN_DAYS = 8  # days with spend a curve needs
+STRETCH = 2.0  # how far beyond the most a channel was ever given its curve is trusted
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class ResponseCurve:
     top: float
     half: float
     shape: float
-    ceiling: float = np.inf  # the most it was ever given in a day: beyond, the curve is a guess
+    ceiling: float = np.inf  # the most it was ever given in a day
 
     def __call__(self, spend) -> np.ndarray:
         s = np.maximum(np.asarray(spend, dtype=float), 0.0)
@@ -58,17 +59,20 @@ def fit_curves(days: pd.DataFrame) -> dict[str, ResponseCurve]:
             raise InvalidInput(f"channel {channel!r} has {len(spent)} days with spend ({spent['spend'].nunique()} distinct "
                                f"amounts): a response curve needs at least {MIN_DAYS} days at 3 or more spend levels")
         s, y = rows["spend"].to_numpy(float), rows["conversions"].to_numpy(float)
+        # a half-saturation beyond twice the most ever spent cannot be told from a straight line: capped there
         start = (max(y.max(), 1e-6) * 1.5, float(np.median(s[s > 0])), 1.0)
-        bounds = ([0.0, 1e-9, 0.5], [np.inf, np.inf, 3.0])
+        bounds = ([0.0, 1e-9, 0.5], [np.inf, 2.0 * float(s.max()), 3.0])
         (top, half, shape), _ = curve_fit(_hill, s, y, p0=start, bounds=bounds, maxfev=20_000)
         curves[str(channel)] = ResponseCurve(str(channel), float(top), float(half), float(shape), float(s.max()))
     return curves
 
 
-def allocate(curves: dict[str, ResponseCurve], budget: float, steps: int = 2_000, floor: dict | None = None) -> pd.Series:
+def allocate(curves: dict[str, ResponseCurve], budget: float, steps: int = 2_000, floor: dict | None = None,
+             stretch: float = STRETCH) -> pd.Series:
     """Daily spend per channel summing to ``budget``, handed out in ``steps`` equal slices (see the module docstring;
-    ``floor``: a minimum per channel, spent first), no channel above its ``ceiling`` (the most it was ever
-    given: the curve beyond it is an extrapolation) until every channel is at its ceiling; ``attrs["extrapolated"]``
+    ``floor``: a minimum per channel, spent first), no channel above ``stretch`` times its ``ceiling`` (the most it
+    was ever given: a Hill curve fitted over a range is trusted about as far again, not further) until every channel
+    is there; ``attrs["extrapolated"]``
     says whether the budget needed that. A zero budget spends nothing."""
     if not curves:
         raise InvalidInput("no response curves: fit them on campaign days first")
@@ -79,7 +83,7 @@ def allocate(curves: dict[str, ResponseCurve], budget: float, steps: int = 2_000
     spend = np.array([float((floor or {}).get(c, 0.0)) for c in names])
     if spend.sum() > budget:
         raise InvalidInput(f"the channels' minimum spend ({spend.sum():,.2f}) exceeds the budget ({budget:,.2f})")
-    ceiling = np.array([f.ceiling for f in funcs])
+    ceiling = np.array([f.ceiling for f in funcs]) * stretch
     step = (budget - spend.sum()) / steps
     left, extrapolated = (steps if step > 0 else 0), False
     while left > 0:

@@ -17,7 +17,7 @@ from ownlens.ml.data.loaders import as_date, as_uuid
 from ownlens.ml.errors import InvalidInput, NotFound
 from ownlens.ml.models import get, names
 from ownlens.ml.serving import deps
-from ownlens.ml.serving.schemas import DATE_SCHEMA, MAX_BATCH, Error, predictions_type, request_type
+from ownlens.ml.serving.schemas import CODE_PATTERN, DATE_SCHEMA, MAX_BATCH, Error, predictions_type, request_type
 
 router = APIRouter(tags=["predictions"])
 
@@ -28,11 +28,16 @@ KEY_PARAM = {"name": "X-API-Key", "in": "header", "required": False, "schema": {
 UUID = {"type": "string", "format": "uuid"}
 
 
+def key_schema(key: str) -> dict:
+    """An entity's id is a UUID (``user_id``, ``article_id``, ``brand_id``), or a code (``channel_code``)."""
+    return UUID if key.endswith("_id") else {"type": "string", "pattern": CODE_PATTERN}
+
+
 def query_parameters(model) -> list[dict]:
     """The OpenAPI parameters of ``GET /predict/{model}/{user_id}``: the path's user, the feature date, the pair's
     other ids (required), and the model's lookup options."""
     key = model.entity[0]
-    out = [{"name": key, "in": "path", "required": True, "schema": UUID,
+    out = [{"name": key, "in": "path", "required": True, "schema": key_schema(key),
             "description": f"The {key.removesuffix('_id')} the prediction is about."},
            {"name": "feature_date", "in": "query", "required": False, "schema": DATE_SCHEMA,
             "description": "Features of this date; default: the latest built."}]
@@ -118,7 +123,7 @@ async def one(request: Request, name: str, key: str) -> dict:
     feature_date = as_date(value, "feature_date") if value is not None else None  # (empty is no date: 422)
     options = lookup_options(model, dict(query))
     lookup = _key(model, key, query)
-    if feature_date is None and len(model.entity) == 1:
+    if feature_date is None and len(model.entity) == 1 and model.entity[0].endswith("_id"):
         server = deps.resolved(request, deps.served).current(name, as_uuid(key))
         record = server.cached_record(as_uuid(key), **options) if server is not None else None
         if record is not None:  # warm: answered from memory with a current version
@@ -128,7 +133,8 @@ async def one(request: Request, name: str, key: str) -> dict:
     body = await run_in_threadpool(predictions, request, name, [lookup], feature_date, options)
     if not body["predictions"]:
         why = {("article_id",): "unknown article, or not published by then",
-               ("brand_id",): "unknown brand, or no article views in the hours before then"}.get(
+               ("brand_id",): "unknown brand, or no article views in the hours before then",
+               ("channel_code",): "unknown channel (see marketing_channels)"}.get(
             model.entity, "unknown id, or not active in the 30 days before it")
         raise NotFound(f"{' '.join(str(k) for k in (lookup if isinstance(lookup, tuple) else (lookup,)))} has no features on that date: {why}")
     return body
