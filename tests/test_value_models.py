@@ -122,3 +122,18 @@ def test_customer_value_is_stored_per_customer_and_served(trained, labelled):
         train(get("clv"), labelled, register=False, test_date="2025-02-01")
     with pytest.raises(InvalidInput, match="at least 90 days after the first payment"):
         train(get("clv"), labelled, register=False, test_date="2024-01-20")
+
+
+def test_a_paused_channel_and_a_new_one_leave_the_others_attributed(trained, labelled, make_db):
+    """A channel with no spend in the period gets no curve and no recommendation; one the version never saw counts as
+    no touch; neither stops the others."""
+    from conftest import copy_of
+
+    client = copy_of(labelled, make_db)
+    client.command("ALTER TABLE marketing_touchpoints UPDATE channel_code = 'tv' WHERE channel_code = 'podcast' SETTINGS mutations_sync = 1")
+    client.command("ALTER TABLE marketing_spend_daily DELETE WHERE channel_code = 'email' SETTINGS mutations_sync = 1")
+    client.command("INSERT INTO marketing_channels VALUES ('tv', 'Television')")
+    records, unknown = get("attribution").server(client, trained["attribution"].model).records(["email", "tv", "paid_search"], D)
+    by = {r["channel_code"]: r for r in records}
+    assert unknown == ["tv"] and by["email"]["recommended_spend_eur"] == 0 and by["email"]["spend_eur"] == 0
+    assert by["paid_search"]["recommended_spend_eur"] > 0

@@ -161,7 +161,7 @@ def channel_credit(client: Client, model: TrainedModel, frame: pd.DataFrame, pat
     days = (end - start).days
     total = float(spend.groupby("channel")["spend"].sum().reindex(list(curves)).fillna(0).sum()) / days
     daily = total if daily_budget is None else float(daily_budget)
-    allocation = budget.allocate(curves, daily)
+    allocation = budget.allocate(curves, daily) if curves else pd.Series(dtype=float, name="spend")
     table = pd.DataFrame({"channel_code": ["organic", *channels]})
     table["spend_eur"] = table["channel_code"].map(spend.groupby("channel")["spend"].sum()).fillna(0.0)
     table["touches"] = table["channel_code"].map(touches).fillna(0).astype(np.int64)
@@ -207,7 +207,7 @@ def evaluate(client: Client, model: TrainedModel, test: AttributionTest | Scored
         best.carryover_, best.converged_ = np.zeros(len(best.effect_)), True
         best_credit = incrementality.credit(best, _aligned(model, test.frame), _channels(model))
         oracle_metrics = {"attribution_accuracy": round(shares_accuracy(best_credit, truth), 4), "budget_regret_share": 0.0}
-    if true_curves is not None:
+    if true_curves is not None and curves:
         daily = table.attrs["daily_budget"]
         names = sorted(curves)
         actual = table.set_index("channel_code")["spend_eur"].reindex(names).fillna(0) / (test.end - test.start).days
@@ -343,7 +343,7 @@ class AttributionServer:
         table, curves, _ = self._tables[key]
         if budget_eur is None:
             return table
-        allocation = budget.allocate(curves, float(budget_eur))  # another budget: only the split changes
+        allocation = budget.allocate(curves, float(budget_eur)) if curves else pd.Series(dtype=float)  # only the split changes
         table = table.copy()
         table["recommended_spend_eur"] = table["channel_code"].map(allocation).fillna(0.0)
         table["expected_conversions"] = table["channel_code"].map({c: float(f(allocation.get(c, 0.0))) for c, f in curves.items()}).fillna(0.0)
@@ -367,7 +367,7 @@ class AttributionServer:
         return records, [k for k in wanted if k not in known]
 
     def frame(self, keys: list, feature_date=None, **options) -> pd.DataFrame:
-        return lookup_frame(*self.records(keys, feature_date, **options), "channels are unknown (see marketing_channels)")
+        return lookup_frame(*self.records(keys, feature_date, **options), "channels are unknown to this version (not in marketing_channels, or new since it was trained: retrain)")
 
     def cached_record(self, key, **options) -> dict | None:
         return None

@@ -124,7 +124,7 @@ def response_curves(client: Client, model: AdditiveTouchModel, frame: pd.DataFra
     """Each channel's conversions per day as a function of its daily spend: its touches per day fitted against spend
     (a Hill curve over every touch of the ``curve_days`` before ``end``: what the ad platforms deliver for a budget, no
     outcome, and a month holds too few budget levels to find the bend), times the share of the period's touches that
-    reached prospects, times its conversions per touch."""
+    reached prospects, times its conversions per touch. Channels without 8 days at 3 or more spend levels get none."""
     first = min(start, end - timedelta(days=curve_days))
     touches = query_frame(client, TOUCHES_PER_DAY, {"start": first, "end": end})
     touches["day"] = pd.to_datetime(touches["day"])
@@ -138,6 +138,13 @@ def response_curves(client: Client, model: AdditiveTouchModel, frame: pd.DataFra
     audience = readers.reindex(days["day"]).to_numpy()
     period_audience = readers[readers.index >= pd.Timestamp(start)].mean()
     days["touches"] = days["touches"] * np.where(audience > 0, period_audience / np.where(audience > 0, audience, 1.0), 1.0)
+    # a channel needs days at several spend levels for a curve; one without (new, paused, always on one budget)
+    # gets none, so no recommendation, rather than stopping the others'
+    spent = days[days["spend"] > 0].groupby("channel")["spend"].agg(["count", "nunique"])
+    fit = spent[(spent["count"] >= budget.MIN_DAYS) & (spent["nunique"] >= 3)].index
+    days = days[days["channel"].isin(fit)]
+    if days.empty:
+        return {}
     curves = budget.fit_curves(days.rename(columns={"touches": "conversions"})[["channel", "spend", "conversions"]])
     same = (np.vstack(frame["same"].to_numpy()).astype(float) * frame["days"].to_numpy(float)[:, None]).sum(0)
     channels = frame.attrs["channels"]
