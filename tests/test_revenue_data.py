@@ -63,3 +63,26 @@ def test_touchpoints_come_from_running_campaigns_and_cause_the_recorded_conversi
         WHERE v.converted_by NOT IN ('', 'organic', 'legacy') AND (v.user_id, v.converted_by, u.subscribed_on) NOT IN
               (SELECT user_id, channel_code, toDate(touched_at) FROM marketing_touchpoints)""")[0][0]
     assert untouched == 0
+
+
+def test_subscriber_features_cover_every_active_subscription_and_only_the_past(sim, make_db):
+    from conftest import FEATURE_DATES, copy_of
+
+    from ownlens.ml.features.subscription import build_subscription_features
+
+    d = FEATURE_DATES[1]
+    active = rows(sim, """SELECT count() FROM (SELECT subscription_id, minIf(event_date, event_type = 'start') AS s,
+                          countIf(event_type = 'cancel') AS c FROM revenue_subscription_events WHERE event_date < {d:Date}
+                          GROUP BY subscription_id HAVING c = 0 AND s < {d:Date})""", d=d)[0][0]
+    n, lapsed, labelled = rows(sim, """SELECT count(), countIf(sessions_last_30d = 0 AND days_since_last_session = 31),
+                                      (SELECT count() FROM customer_subscription_labels WHERE feature_date = {d:Date})
+                                      FROM customer_subscription_features WHERE feature_date = {d:Date}""", d=d)[0]
+    assert n == active == labelled > 0 and lapsed > 0  # subscribers who stopped reading are rows too
+    # nothing from d on changes them: the same features from a warehouse cut at d
+    cut = copy_of(sim, make_db)
+    cut.command("ALTER TABLE revenue_subscription_events DELETE WHERE event_date >= {d:Date} SETTINGS mutations_sync = 1", parameters={"d": d})
+    cut.command("ALTER TABLE customer_sessions DELETE WHERE session_start >= {d:Date} SETTINGS mutations_sync = 1", parameters={"d": d})
+    build_subscription_features(cut, d)
+    fingerprint = ("SELECT groupBitXor(cityHash64(user_id, plan_tier, tenure_days, renewals, failed_payments, sessions_last_30d, "
+                   "days_since_last_session, reading_trend)) FROM customer_subscription_features WHERE feature_date = {d:Date}")
+    assert rows(cut, fingerprint, d=d) == rows(sim, fingerprint, d=d)

@@ -100,3 +100,19 @@ USER_FEATURES = FeatureSet(
                   ("days_since_last_session", 30), ("recency_score", 30), ("activity_score", 30), ("sessions_prev_30d", 60)),
     min_history_days=60,
 )
+
+
+# every subscriber model reads these (features/subscription.py)
+SUBSCRIBER_FEATURES = FeatureSet(
+    name="subscriber_features",
+    table="customer_subscription_features",
+    numeric=("plan_tier", "monthly_price_eur", "tenure_days", "renewals", "days_to_renewal", "failed_payments",
+             "failed_payments_90d", "upgrades", "downgrades", "sessions_last_7d", "sessions_last_30d", "active_days_last_30d",
+             "reading_trend", "days_since_last_session", "avg_session_duration_sec"),
+    categorical=("brand_id", "plan_code"),
+    # a subscription's tenure and its counts of renewals and changes only grow
+    trending=("tenure_days", "renewals", "failed_payments", "upgrades", "downgrades"),
+    history_days=(("sessions_last_7d", 30), ("sessions_last_30d", 30), ("active_days_last_30d", 30), ("reading_trend", 30),
+                  ("days_since_last_session", 30), ("avg_session_duration_sec", 30), ("failed_payments_90d", 90)),
+    min_history_days=0,
+)

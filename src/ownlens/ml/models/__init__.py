@@ -26,6 +26,7 @@ MODELS = {
     "article_performance": "ownlens.ml.models.editorial.article_performance:ARTICLE_PERFORMANCE",
     "trending": "ownlens.ml.models.editorial.trending:TRENDING",
     "clv": "ownlens.ml.models.customer.lifetime_value:CLV",
+    "health": "ownlens.ml.models.customer.health:HEALTH",
     "attribution": "ownlens.ml.models.marketing.channel_attribution:ATTRIBUTION",
 }
 

@@ -250,3 +250,27 @@ def customer_value(client: Client, buyers: list[str], subscriptions: pd.DataFram
         paid += np.where(inside, survive, 0.0)
         k = k + 1
     return purchases, revenue, paid * subscriptions["monthly_price_eur"].to_numpy(float)
+
+
+
+def _subscriber_oracle(probability: str) -> str:
+    """SQL of the true probability of a subscriber outcome in the 30 days from each feature date: the one renewal in
+    them (``days_to_renewal`` away) with the subscriber's true cancellation probability (the higher one once they
+    stop reading), failed payments, and their true upgrade probability (``simulation/revenue.py``)."""
+    from ownlens.ml.simulation import revenue as r
+
+    lost = r.PAYMENT_FAILURE * r.FAILED_PAYMENT_LOST
+    q = (f"if(f.feature_date + f.days_to_renewal < u.engaged_until, ifNull(v.monthly_cancel_probability, 0), {r.CANCEL_DISENGAGED})")
+    up = f"(ifNull(v.upgrade_probability, 0) * (f.plan_tier < {len(r.PLANS)}))"
+    expr = probability.format(q=q, up=up, lost=lost, down=r.DOWNGRADE, top=len(r.PLANS))
+    return f"""
+SELECT toString(f.user_id) AS user_id, f.feature_date AS feature_date, {expr} AS oracle
+FROM customer_subscription_features AS f
+INNER JOIN sim_customer_value AS v ON v.user_id = f.user_id
+INNER JOIN sim_users AS u ON u.user_id = f.user_id
+WHERE f.feature_date IN {{dates:Array(Date)}}
+"""
+
+# P(cancel, or lose the subscription to a failed payment a week after the renewal, or downgrade)
+CANCEL_OR_DOWNGRADE_ORACLE = _subscriber_oracle(
+    "{q} + (1 - {q}) * {lost} * (f.days_to_renewal + 7 < 30) + (1 - {q}) * (1 - {lost}) * (1 - {up}) * {down} * (f.plan_tier > 1)")

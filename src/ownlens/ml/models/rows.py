@@ -22,14 +22,14 @@ if TYPE_CHECKING:  # annotations only
 SCORING_BATCH_ROWS = 250_000
 
 LABELLED_DATES = """
-SELECT feature_date FROM customer_user_labels GROUP BY feature_date HAVING min(label_window_complete) = 1 ORDER BY feature_date
+SELECT feature_date FROM {labels:Identifier} GROUP BY feature_date HAVING min(label_window_complete) = 1 ORDER BY feature_date
 """
 FEATURE_ROWS = "SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}"
 
 
-def labelled_dates(client: Client) -> list[date]:
-    """Feature dates whose 30-day label window has fully passed, oldest first."""
-    return [r[0] for r in client.query(LABELLED_DATES).result_rows]
+def labelled_dates(client: Client, labels: str = "customer_user_labels") -> list[date]:
+    """Feature dates whose 30-day label window has fully passed in the table ``labels``, oldest first."""
+    return [r[0] for r in client.query(LABELLED_DATES, parameters={"labels": labels}).result_rows]
 
 
 def _ordered(spec: ModelSpec, limited: bool) -> str:

@@ -101,7 +101,7 @@ def choose_decision(spec: "ModelSpec", model: TrainedModel) -> None:
 def test_set(spec: "ModelSpec", client: Client, *, test_date=None, brand_id=None, limit: int | None = None, seed: int = 0) -> pd.DataFrame:
     """The labelled rows of ``test_date`` (default: the latest date whose labels are complete), with the oracle."""
     if test_date is None:
-        dates = labelled_dates(client)
+        dates = labelled_dates(client, spec.label_table)
         if not dates:
             training_frame(client, spec, [], brand_id, limit)  # raises the explanatory NotFound
         test_date = dates[-1]
@@ -187,7 +187,7 @@ def ab_outcomes(spec: "ModelSpec", client: Client, test, dates=None) -> dict:
     from ownlens.ml.registry.abtests import unseen_dates, variant
 
     versions = {"A": load(client, spec.name, test.version_a), "B": load(client, spec.name, test.version_b)}
-    candidates = dates or [d for d in labelled_dates(client) if d >= test.start and (test.end is None or d <= test.end)]
+    candidates = dates or [d for d in labelled_dates(client, spec.label_table) if d >= test.start and (test.end is None or d <= test.end)]
     dates, excluded = unseen_dates(candidates, versions, spec.label_days)
     out: dict = {"dates": [str(d) for d in dates], "excluded_dates": excluded, "arms": {}, "counts": {}}
     if not dates:
@@ -253,6 +253,8 @@ class ModelSpec:
     # drift thresholds of this model; None: monitoring.drift's INPUT_THRESHOLDS and PREDICTION_THRESHOLDS
     input_thresholds: Thresholds | None = None
     prediction_thresholds: Thresholds | None = None
+    # (client, d) -> ids with features on d, for models whose rows are not every active user (see models/protocol.py)
+    example_keys: Callable[..., list] | None = None
 
     options = SUPERVISED_OPTIONS
     lookup_options = None

@@ -38,7 +38,7 @@ def split(spec: ModelSpec, client: Client, feature_date=None, train_dates=None, 
     the data (today, say) means "train as of that date": the latest date whose labels were complete by then is
     the test date, and the dates before it train, as above.
     """
-    available = labelled_dates(client)
+    available = labelled_dates(client, spec.label_table)
     if feature_date is not None:
         feature_date = _date(feature_date, "feature_date")
         span = data_range(client)

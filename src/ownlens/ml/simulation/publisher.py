@@ -36,7 +36,7 @@ DATA_TABLES = [
     "sim_runs", "sim_users", "sim_articles", "sim_user_truth", "sim_topic_bursts",
     "revenue_subscription_plans", "revenue_subscription_events", "revenue_payments", "marketing_channels",
     "marketing_campaigns", "marketing_spend_daily", "marketing_touchpoints", "marketing_channel_attribution", "customer_lifetime_value",
-    "sim_channel_truth", "sim_customer_value",
+    "sim_channel_truth", "sim_customer_value", "customer_subscription_features", "customer_subscription_labels",
 ]
 CANDIDATES = 3  # articles a reader weighs at each step: the one read is drawn by appeal (and any burst of its topic)
 BURSTS_PER_WEEK = 2.0  # news events per brand: a topic spikes for hours or days

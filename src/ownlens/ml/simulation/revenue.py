@@ -134,8 +134,8 @@ def _purchases(rng, n: int, willingness: np.ndarray, end_day: int):
         alive[idx[dies]] = False
         t[idx] += rng.exponential(1 / np.maximum(rate[idx], 1e-12))
         alive &= t < end_day
-    cat = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dtype=dt)
-    return (cat(users, np.int64), cat(days, float), cat(amounts, float)), dict(
+    joined = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dtype=dt)
+    return (joined(users, np.int64), joined(days, float), joined(amounts, float)), dict(
         purchase_rate_per_day=rate, purchase_dropout=dropout, mean_order_value_eur=mean_order, purchases_dropped_on=dropped)
 
 

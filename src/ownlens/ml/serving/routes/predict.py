@@ -17,7 +17,7 @@ from ownlens.ml.data.loaders import as_date, as_uuid
 from ownlens.ml.errors import InvalidInput, NotFound
 from ownlens.ml.models import get, names
 from ownlens.ml.serving import deps
-from ownlens.ml.serving.schemas import CODE_PATTERN, DATE_SCHEMA, MAX_BATCH, Error, predictions_type, request_type
+from ownlens.ml.serving.schemas import CODE_PATTERN, DATE_PATTERN, DATE_SCHEMA, MAX_BATCH, Error, predictions_type, request_type
 
 router = APIRouter(tags=["predictions"])
 
@@ -219,7 +219,8 @@ def trending(request: Request,
              hours: int = Query(24, ge=1, le=168, description="The window: the hours before `at` looked at."),
              k: int = Query(10, ge=1, le=20, description="Items per level."),
              at: date | None = Query(None, description="A date: the window ends at its start (default: now, or the end of "
-                                                         "the latest hour with views when that is earlier).")):
+                                                         "the latest hour with views when that is earlier).",
+                                     json_schema_extra={"pattern": DATE_PATTERN})):
     """Per brand (one, by id, code or name, or every brand), the categories, topics and articles trending in the latest
     hour with article views in the ``hours`` before ``at`` (or now), against their own seasonal baseline, and the bursts
     of that window (the production trending model). The same as ``/predict/trending/{brand_id}``, for every brand."""
