@@ -70,7 +70,7 @@ def test_every_model_trains_predicts_stores_reloads_and_serves(name, trained, la
     # a batch of D1 is stored, and a second run replaces it
     table = model.output_table
     date_column = {"customer_user_segment_assignments": "assignment_date", "customer_recommendations": "recommendation_date",
-                   "editorial_trending": "toDate(hour) + 1", "marketing_channel_attribution": "attribution_date"}.get(
+                   "editorial_trending": "toDate(hour) + 1"}.get(
         table, "prediction_date")
     counted = f"SELECT count() FROM {table} WHERE {date_column} = {{d:Date}}" + (" AND model_name = {m:String}" if table == "ml_model_predictions" else "")
     first = predict(model, labelled, feature_date=D1)

@@ -44,7 +44,7 @@ def test_a_batch_is_stored_per_channel_replaced_on_rerun_and_judged_once_known(t
     first = model.predict_batch(labelled, version, D)
     second = model.predict_batch(labelled, version, D)
     rows = labelled.query("SELECT count(), uniqExact(channel_code), sum(conversions), sum(recommended_spend_eur) "
-                          "FROM marketing_channel_attribution WHERE attribution_date = {d:Date}", parameters={"d": D}).result_rows[0]
+                          "FROM marketing_channel_attribution WHERE prediction_date = {d:Date}", parameters={"d": D}).result_rows[0]
     channels = labelled.command("SELECT count() FROM marketing_channels")
     assert first["rows"] == second["rows"] == rows[0] == rows[1] == channels + 1  # + organic
     assert rows[2] == pytest.approx(first["conversions"], abs=0.1) and rows[3] == pytest.approx(first["daily_budget_eur"], rel=0.01)

@@ -90,9 +90,9 @@ CREATE TABLE IF NOT EXISTS sim_customer_value (
 ) ENGINE = MergeTree ORDER BY user_id;
 
 -- The attribution model's batch output: per channel (and 'organic'), the conversions of the period_days before
--- attribution_date credited incrementally and by the credit rules, its spend, and the budget recommendation.
+-- prediction_date credited incrementally and by the credit rules, its spend, and the budget recommendation.
 CREATE TABLE IF NOT EXISTS marketing_channel_attribution (
-    attribution_date Date,
+    prediction_date Date,
     period_days UInt16,
     channel_code LowCardinality(String),
     spend_eur Float64,
@@ -114,7 +114,7 @@ CREATE TABLE IF NOT EXISTS marketing_channel_attribution (
     model_version String,
     computed_at DateTime64(0, 'UTC') DEFAULT now()
 ) ENGINE = MergeTree
-PARTITION BY attribution_date
+PARTITION BY prediction_date
 ORDER BY channel_code;
 
 -- The customer value model's batch output: each customer's expected revenue over horizon_days from prediction_date.

@@ -52,7 +52,7 @@ class ChannelAttribution(BaseModel):
 
     channel_code: str = Field(description="A channel of marketing_channels, or `organic` (the conversions no touch caused).")
     period_start: date
-    period_end: date = Field(description="The first day after the period (the attribution date).")
+    period_end: date = Field(description="The first day after the period (the prediction date).")
     spend_eur: float = Field(description="Spend in the period.")
     touches: int
     conversions: float = Field(description="Subscriptions its touches caused (incremental attribution).")
@@ -253,7 +253,7 @@ def predict_batch(client: Client, model: TrainedModel, d, *, brand_id=None, prog
     d = _batch_date(client, d)
     table, _, _ = _credit_of(client, model, d, days)
     rows = pa.table({
-        "attribution_date": pa.array([d] * len(table), pa.date32()), "period_days": pa.array([days] * len(table), pa.uint16()),
+        "prediction_date": pa.array([d] * len(table), pa.date32()), "period_days": pa.array([days] * len(table), pa.uint16()),
         **{c: pa.array(table[c].to_numpy()) for c in ("channel_code", "spend_eur", "touches", "conversions", *[f"conversions_{r}" for r in RULES],
                                                     "conversions_per_touch")},
         "cost_per_conversion_eur": pa.array(table["cost_per_conversion_eur"].to_numpy(), mask=table["cost_per_conversion_eur"].isna().to_numpy()),
@@ -271,7 +271,7 @@ def predict_batch(client: Client, model: TrainedModel, d, *, brand_id=None, prog
 
 
 _STORED_SCHEMA = pa.schema([
-    ("attribution_date", pa.date32()), ("period_days", pa.uint16()), ("channel_code", pa.string()), ("spend_eur", pa.float64()),
+    ("prediction_date", pa.date32()), ("period_days", pa.uint16()), ("channel_code", pa.string()), ("spend_eur", pa.float64()),
     ("touches", pa.uint64()), ("conversions", pa.float64()), *[(f"conversions_{r}", pa.float64()) for r in RULES],
     ("conversions_per_touch", pa.float64()), ("cost_per_conversion_eur", pa.float64()), ("curve_top", pa.float64()),
     ("curve_half_eur", pa.float64()), ("curve_shape", pa.float64()), ("recommended_spend_eur", pa.float64()),
@@ -299,12 +299,12 @@ def example_keys(client: Client, d=None) -> list[str]:
 
 
 def stored_dates(client: Client) -> list[date]:
-    return [r[0] for r in client.query("SELECT DISTINCT attribution_date FROM marketing_channel_attribution ORDER BY 1").result_rows]
+    return [r[0] for r in client.query("SELECT DISTINCT prediction_date FROM marketing_channel_attribution ORDER BY 1").result_rows]
 
 
 STORED = """
 SELECT toString(channel_code) AS channel, conversions, period_days FROM marketing_channel_attribution
-WHERE attribution_date = {d:Date}
+WHERE prediction_date = {d:Date}
 """
 
 
