@@ -1,5 +1,6 @@
-"""Seed 004's attribution and customer value models through the product, on simulations of several sizes (the
-metrics next to the oracle and the baselines, and the times), and the lifetime-value estimator on 1M customers.
+"""Seed 004's attribution, customer value, health, expansion and lead models through the product, on simulations of
+several sizes (the metrics next to the oracle and the baselines, and the times; conversion beside lead scoring, on
+the same readers), and the lifetime-value estimator on 1M customers.
 
     python benchmarks/value_marketing.py [--users 20000 100000] [--customers 1000000] [--json]
 
@@ -13,18 +14,21 @@ import json
 import platform
 import tempfile
 import time
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 
 from ownlens.ml import schema
+from ownlens.ml.features.build import build_features
 from ownlens.ml.models import get
 from ownlens.ml.models.customer.lifetime import BuyTillYouDie
 from ownlens.ml.simulation import SimulationConfig, simulate
 from ownlens.ml.warehouse import connect, embedded_dsn
 
 RESULTS = Path(__file__).parent / "results" / "value_marketing.jsonl"
+# weekly feature dates over the 90 simulated days from 2026-01-05 (the subscriber and lead models' rows)
+FEATURE_DATES = [date(2026, 1, 19) + timedelta(days=7 * k) for k in range(11)]
 
 
 def simulated(users: int) -> dict:
@@ -33,15 +37,20 @@ def simulated(users: int) -> dict:
     t0 = time.perf_counter()
     simulate(client, SimulationConfig(users=users, days=90, start=date(2026, 1, 5), seed=7))
     out = {"users": users, "simulate_s": round(time.perf_counter() - t0, 1)}
-    for name in ("attribution", "clv"):
+    t0 = time.perf_counter()
+    for d in FEATURE_DATES:
+        build_features(client, d)
+    out["features_s"] = round(time.perf_counter() - t0, 1)
+    for name in ("attribution", "clv", "health", "expansion", "lead", "conversion"):
         model = get(name)
         t0 = time.perf_counter()
         result = model.train(client)
         trained = time.perf_counter() - t0
         t0 = time.perf_counter()
-        batch = model.predict_batch(client, result.model, None)
+        batch = model.predict_batch(client, result.model, None if name in ("attribution", "clv") else FEATURE_DATES[-1])
         out[name] = {"train_s": round(trained, 2), "batch_s": round(time.perf_counter() - t0, 2), "rows": batch["rows"],
-                     "metrics": result.metrics, "oracle": result.oracle_metrics, "split": result.split}
+                     "metrics": result.metrics, "oracle": result.oracle_metrics, "split": result.split,
+                     "bands": result.extra.get("bands")}
     return out
 
 

@@ -103,6 +103,8 @@ def test_every_model_trains_predicts_stores_reloads_and_serves(name, trained, la
 
 
 DECIDING = [n for n in names() if getattr(get(n), "decision_column", None)]
+# about 2 % of the test simulation's few hundred subscribers upgrade a month: under the 20 positives a hold-out needs
+TOO_FEW_POSITIVES = {"expansion"}
 
 
 @pytest.mark.parametrize("name", DECIDING)
@@ -110,6 +112,9 @@ def test_every_yes_no_decision_uses_the_threshold_chosen_on_validation_rows(name
     model, result = get(name), trained[name]
     store.promote(labelled, name, result.model.version)
     threshold, how = result.model.threshold, result.model.info["decision"]
+    if name in TOO_FEW_POSITIVES:  # no calibration hold-out to choose on: the documented fallback, said so
+        assert threshold == 0.5 and "too few rows" in how["note"]
+        return
     # chosen for the model's stated objective on rows the booster did not learn from, kept with the version
     assert how["objective"] == model.decision and how["validation_rows"] > 0 and 0 < threshold < 1
     assert load(labelled, name, result.model.version).threshold == threshold

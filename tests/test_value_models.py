@@ -103,6 +103,26 @@ def test_customer_value_beats_last_period_repeats_on_the_holdout(trained):
     assert m["revenue_cohort_r2"] > 0.5 and oracle["revenue_customer_r2"] >= m["revenue_customer_r2"] - 0.05, (m, oracle)
 
 
+def test_the_cohort_revenue_forecast_is_judged_on_the_same_holdout(trained, labelled):
+    """Prophet over each cohort's daily revenue before the cutoff, against what the cohort paid after it; a cohort too
+    young for a trend is counted, not scored; the forecast's total is the holdout's total of the warehouse's rows."""
+    import pandas as pd
+
+    from ownlens.ml.models.customer import revenue_forecast, value_data
+    from ownlens.ml.models.operations import forecast
+
+    m = trained["clv"].metrics
+    assert m["prophet_cohorts"] > 0 and m["prophet_revenue_cohort_mape"] >= 0 and m["prophet_revenue_total_mape"] >= 0
+    cutoff, days = pd.Timestamp(trained["clv"].split["test_date"]).date(), trained["clv"].split["holdout_days"]
+    cohorts = revenue_forecast.cohort_forecast(value_data.cohort_revenue(labelled, cutoff, days), cutoff, days,
+                                               forecast.seasonal_naive("7D"))
+    paid = labelled.command("""SELECT sum(amount_eur) FROM revenue_payments WHERE paid_at >= {c:Date} AND paid_at < {c:Date} + {n:UInt16}
+                               AND user_id IN (SELECT user_id FROM revenue_payments GROUP BY user_id HAVING min(paid_at) < {c:Date})""",
+                            parameters={"c": cutoff, "n": days})
+    assert cohorts["actual"].sum() == pytest.approx(float(paid))
+    assert len(cohorts) == m["prophet_cohorts"] + m["prophet_young_cohorts"] and (cohorts["predicted"] >= 0).all()
+
+
 def test_customer_value_is_stored_per_customer_and_served(trained, labelled):
     model, version = get("clv"), trained["clv"].model
     first = model.predict_batch(labelled, version, D)

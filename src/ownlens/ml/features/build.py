@@ -8,7 +8,7 @@ from clickhouse_connect.driver.client import Client
 
 from ownlens.ml import schema
 from ownlens.ml.errors import InvalidInput, NotFound
-from ownlens.ml.features import customer, editorial, subscription
+from ownlens.ml.features import customer, editorial, lead, subscription
 
 STEPS = [
     ("customer_user_features", customer.build_user_features),  # first: the others read it
@@ -21,6 +21,7 @@ STEPS = [
     ("editorial_article_features", editorial.build_article_features),
     ("customer_subscription_features", subscription.build_subscription_features),
     ("customer_subscription_labels", subscription.build_subscription_labels),
+    ("customer_lead_features", lead.build_lead_features),
 ]
 
 

@@ -116,3 +116,19 @@ SUBSCRIBER_FEATURES = FeatureSet(
                   ("days_since_last_session", 30), ("avg_session_duration_sec", 30), ("failed_payments_90d", 90)),
     min_history_days=0,
 )
+
+
+# the lead model reads the user features and these, from customer_lead_features (features/lead.py)
+LEAD_COLUMNS = ("touches_last_7d", "touches_last_30d", "channels_touched_30d", "days_since_last_touch",
+                "last_touch_channel", "funnel_stage")
+LEAD_FEATURES = FeatureSet(
+    name="lead_features",
+    table="customer_lead_features",
+    numeric=tuple(c for c in USER_FEATURES.numeric if c != "is_subscriber") + LEAD_COLUMNS[:4],
+    categorical=USER_FEATURES.categorical + LEAD_COLUMNS[4:],
+    json_column=USER_FEATURES.json_column,
+    json_keys=USER_FEATURES.json_keys,
+    trending=USER_FEATURES.trending,
+    history_days=USER_FEATURES.history_days + (("touches_last_30d", 30), ("days_since_last_touch", 30)),
+    min_history_days=USER_FEATURES.min_history_days,
+)

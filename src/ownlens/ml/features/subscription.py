@@ -90,7 +90,7 @@ SETTINGS join_use_nulls = 1
 """
 
 
-def _replace(client: Client, table: str, d: date, select: str, params: dict) -> int:
+def replace_or_empty(client: Client, table: str, d: date, select: str, params: dict) -> int:
     """``d``'s partition of ``table`` replaced by ``select``; emptied when there is nothing (no subscribers)."""
     try:
         return replace_partition(client, table, d, select, params)
@@ -100,8 +100,8 @@ def _replace(client: Client, table: str, d: date, select: str, params: dict) -> 
 
 
 def build_subscription_features(client: Client, d: date) -> int:
-    return _replace(client, "customer_subscription_features", d, FEATURES_SELECT, {"d": d, "reading": READING_DAYS})
+    return replace_or_empty(client, "customer_subscription_features", d, FEATURES_SELECT, {"d": d, "reading": READING_DAYS})
 
 
 def build_subscription_labels(client: Client, d: date) -> int:
-    return _replace(client, "customer_subscription_labels", d, LABELS_SELECT, {"d": d, "horizon": LABEL_HORIZON_DAYS})
+    return replace_or_empty(client, "customer_subscription_labels", d, LABELS_SELECT, {"d": d, "horizon": LABEL_HORIZON_DAYS})

@@ -27,6 +27,8 @@ MODELS = {
     "trending": "ownlens.ml.models.editorial.trending:TRENDING",
     "clv": "ownlens.ml.models.customer.lifetime_value:CLV",
     "health": "ownlens.ml.models.customer.health:HEALTH",
+    "expansion": "ownlens.ml.models.customer.expansion:EXPANSION",
+    "lead": "ownlens.ml.models.customer.lead:LEAD",
     "attribution": "ownlens.ml.models.marketing.channel_attribution:ATTRIBUTION",
 }
 

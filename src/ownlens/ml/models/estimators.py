@@ -187,7 +187,9 @@ class _OwnLensEstimator(BaseEstimator):
         return values / total if total > 0 else values
 
     def contributions(self, X) -> np.ndarray | None:
-        """Per-row SHAP values (boosters only, computed by the booster itself), or None."""
+        """Each input's share of each row's raw prediction (log-odds for classifiers, before calibration), relative
+        to the average row: SHAP values computed by the booster itself, or coefficient times standardised input for
+        the linear baselines (their exact SHAP values); None for random forests and MLPs."""
         check_is_fitted(self)
         X = self._validated(X, reset=False)
         if self.algorithm == "xgboost":
@@ -196,6 +198,8 @@ class _OwnLensEstimator(BaseEstimator):
             return self.model_.get_booster().predict(xgb.DMatrix(X), pred_contribs=True)[:, :-1]
         if self.algorithm == "lightgbm":
             return np.asarray(self.model_.booster_.predict(X, pred_contrib=True))[:, :-1]
+        if self.algorithm in ("logistic", "linear"):
+            return self.model_[:-1].transform(X) * np.ravel(self.model_[-1].coef_)
         return None
 
     # -- serialisation: native booster formats or skops, never pickle --------------------------

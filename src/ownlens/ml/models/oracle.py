@@ -274,3 +274,6 @@ WHERE f.feature_date IN {{dates:Array(Date)}}
 # P(cancel, or lose the subscription to a failed payment a week after the renewal, or downgrade)
 CANCEL_OR_DOWNGRADE_ORACLE = _subscriber_oracle(
     "{q} + (1 - {q}) * {lost} * (f.days_to_renewal + 7 < 30) + (1 - {q}) * (1 - {lost}) * (1 - {up}) * {down} * (f.plan_tier > 1)")
+
+# P(upgrade): at the renewal, staying (no cancellation, no failed payment lost) and then moving up a plan
+UPGRADE_ORACLE = _subscriber_oracle("(1 - {q}) * (1 - {lost}) * {up}")

@@ -32,6 +32,24 @@ def _outputs(spec: ModelSpec, values: np.ndarray, threshold: float) -> tuple[np.
     return level, decision
 
 
+def health_scores(values: np.ndarray) -> np.ndarray:
+    """0-100 per probability, 100 where it is 0 (``ModelSpec.score_column``)."""
+    return np.rint(100 * (1 - np.clip(values, 0, 1))).astype(np.uint8)
+
+
+def driver_lists(model: TrainedModel, X: np.ndarray, k: int) -> list[list[str]]:
+    """Each row's ``top_drivers`` by name (``TrainedModel.drivers``)."""
+    names = model.features
+    return [[names[j] for j in row if j >= 0] for row in model.drivers(X, k).tolist()]
+
+
+def context_values(model: TrainedModel, X: np.ndarray, column: str) -> list[str]:
+    """A categorical input of each row as it was before coding ('' where unknown to the version)."""
+    values = model.encoder.vocabularies.get(column, [])
+    codes = X[:, model.features.index(column)]
+    return [values[int(c)] if np.isfinite(c) and 0 <= c < len(values) else "" for c in codes]
+
+
 def _entity_id_sql(spec: ModelSpec) -> str:
     """ml_model_predictions.entity_id from the raw table's keys: the id, or the ids joined by ':'."""
     return "concat(" + ", ':', ".join(f"toString(key_{c})" for c in spec.entity) + ")"
@@ -64,15 +82,22 @@ def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date,
     raw, staged_domain, staged_all = (scratch_table(client, kind) for kind in ("pred_raw", "pred_domain", "pred_all"))
     domain = spec.predictions_table
     keys = key_columns(spec)
+    # drivers travel as positions in the names of every pass's inputs (1-based; 0: none), named in SQL
+    driver_names = sorted({f for m, _ in passes for f in m.features}) if spec.drivers else []
+    extra = (["score UInt8"] if spec.score_column else []) + [f"driver_{i} UInt16" for i in range(spec.drivers)]
+    # context inputs likewise, as positions in every pass's values of the column
+    context_names = {c: sorted({v for m, _ in passes for v in m.encoder.vocabularies.get(c, [])}) for c in spec.context}
+    extra += [f"context_{i} UInt16" for i in range(len(spec.context))]
     client.command(f"CREATE TABLE {raw} ({', '.join(f'{k} UUID' for k in keys)}, value Float64, level_code UInt8, "
-                   "pass_no UInt8) ENGINE = Memory")
+                   f"pass_no UInt8{''.join(', ' + c for c in extra)}) ENGINE = Memory")
     if domain:
         client.command(f"CREATE TABLE {staged_domain} AS {domain}")
     client.command(f"CREATE TABLE {staged_all} AS ml_model_predictions")
     version = " | ".join(m.version or "unregistered" for m, _ in passes)  # "A | B" during an A/B test
     params = {"d": d, "model": spec.name, "batch": str(uuid.uuid4()), "entity_type": spec.entity_type,
               "versions": [m.version or "unregistered" for m, _ in passes], "model_ids": [m.model_id or "" for m, _ in passes],
-              "levels": list(spec.level.names) if spec.level else [""], "thresholds": [m.threshold for m, _ in passes]}
+              "levels": list(spec.level.names) if spec.level else [""], "thresholds": [m.threshold for m, _ in passes],
+              "driver_names": driver_names, **{f"context_{i}_names": context_names[c] for i, c in enumerate(spec.context)}}
     try:
         brand = resolve_brand(client, brand_id)
         if brand:
@@ -88,8 +113,19 @@ def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date,
                     raise InvalidInput(f"feature column(s) {bad[:5]} contain infinite values in the warehouse: fix the feature rows")
                 values = m.predict_matrix(X)
                 codes = spec.level.codes(values) if spec.level else np.zeros(len(values), np.uint8)
-                insert_columns(client, raw, {**{k: ("UUID", v) for k, v in ids.items()}, "value": ("Float64", values),
-                                             "level_code": ("UInt8", codes), "pass_no": ("UInt8", np.full(len(X), number))})
+                columns = {**{k: ("UUID", v) for k, v in ids.items()}, "value": ("Float64", values),
+                           "level_code": ("UInt8", codes), "pass_no": ("UInt8", np.full(len(X), number))}
+                if spec.score_column:
+                    columns["score"] = ("UInt8", health_scores(values))
+                if spec.drivers:
+                    position = np.array([driver_names.index(f) + 1 for f in m.features])
+                    top = m.drivers(X, spec.drivers)
+                    for i in range(spec.drivers):
+                        columns[f"driver_{i}"] = ("UInt16", np.where(top[:, i] >= 0, position[np.maximum(top[:, i], 0)], 0))
+                for i, c in enumerate(spec.context):
+                    position = {v: j + 1 for j, v in enumerate(context_names[c])}
+                    columns[f"context_{i}"] = ("UInt16", np.array([position.get(v, 0) for v in context_values(m, X, c)]))
+                insert_columns(client, raw, columns)
                 scored += len(X)
                 if progress:
                     progress(scored)
@@ -104,6 +140,16 @@ def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date,
             if spec.decision_column:
                 columns.append(spec.decision_column)
                 values_sql.append(DECISION_SQL)
+            for i, c in enumerate(spec.context):
+                columns.append(c)
+                values_sql.append(f"{{context_{i}_names:Array(String)}}[context_{i}]")  # [0]: ''
+            if spec.score_column:
+                columns.append(spec.score_column)
+                values_sql.append("score")
+            if spec.drivers:
+                named = ", ".join(f"driver_{i}" for i in range(spec.drivers))
+                columns.append("top_drivers")
+                values_sql.append(f"arrayMap(i -> {{driver_names:Array(String)}}[i], arrayFilter(i -> i > 0, [{named}]))")
             columns += ["model_id", "model_version"]
             values_sql += [ROW_MODEL_ID, ROW_VERSION]
             client.command(f"INSERT INTO {staged_domain} ({', '.join(columns)}) SELECT {', '.join(values_sql)} FROM {raw}",
@@ -211,12 +257,15 @@ class Scorer:
 
     FEW_ROWS = 32  # up to this many rows per call, XGBoost's trees are walked by numpy (see compiled.py)
 
+    def _predict_all(self, X: np.ndarray) -> np.ndarray:
+        return self.model.predict_matrix(X) if len(X) else np.array([])
+
     def _predict(self, X: np.ndarray) -> np.ndarray:
         if not len(X):
             return np.array([])
         return self.model.predict_few(X) if len(X) <= self.FEW_ROWS else self.model.predict_matrix(X)
 
-    def _columns(self, entities: dict, feature_dates: list, values: np.ndarray, return_proba: bool = True) -> dict:
+    def _columns(self, entities: dict, feature_dates: list, X: np.ndarray, values: np.ndarray, return_proba: bool = True) -> dict:
         level, decision = _outputs(self.spec, values, self.model.threshold)
         columns = {**entities, "feature_date": feature_dates}
         if return_proba or self.spec.task != "binary":
@@ -225,6 +274,12 @@ class Scorer:
             columns[self.spec.level_column] = level
         if self.spec.decision_column:
             columns[self.spec.decision_column] = decision
+        for column in self.spec.context:
+            columns[column] = context_values(self.model, X, column)
+        if self.spec.score_column:
+            columns[self.spec.score_column] = health_scores(values)
+        if self.spec.drivers:
+            columns["top_drivers"] = driver_lists(self.model, X, self.spec.drivers)
         columns["model_version"] = [self.model.version or "unregistered"] * len(values)
         return columns
 
@@ -237,11 +292,12 @@ class Scorer:
             packed = self._vectors(d, keys)
         if packed is not None:  # the fast path: two columns from the serving vectors, no pandas
             users, dates, X = packed
-            columns = self._columns({"user_id": users}, dates, self._predict(X), return_proba)
+            columns = self._columns({"user_id": users}, dates, X, self._predict(X), return_proba)
         else:
             frame = lookup_frame(self.client, self.spec, d, keys)
             entities = {c: frame[c].to_numpy() for c in self.spec.entity}
-            columns = self._columns(entities, frame["feature_date"].to_numpy(), self.model.predict_values(frame), return_proba)
+            X = self.model.matrix(frame) if len(frame) else np.empty((0, len(self.model.features)))
+            columns = self._columns(entities, frame["feature_date"].to_numpy(), X, self._predict_all(X), return_proba)
         known = set(zip(*(columns[c] for c in self.spec.entity))) if pair else set(columns["user_id"])
         return columns, [k for k in keys if k not in known], pair
 
@@ -285,6 +341,12 @@ class Scorer:
             record[self.spec.level_column] = str(level[0])
         if self.spec.decision_column:
             record[self.spec.decision_column] = int(decision[0])
+        for column in self.spec.context:
+            record[column] = context_values(self.model, hit[2].reshape(1, -1), column)[0]
+        if self.spec.score_column:
+            record[self.spec.score_column] = int(health_scores(np.array([value]))[0])
+        if self.spec.drivers:
+            record["top_drivers"] = driver_lists(self.model, hit[2].reshape(1, -1), self.spec.drivers)[0]
         record["model_version"] = self.model.version or "unregistered"
         return record
 

@@ -40,6 +40,14 @@ def record_type(spec: "ModelSpec"):
     if spec.decision_column:
         fields[spec.decision_column] = (int, Field(description="1 when the probability is at least the version's decision "
                                                                  "threshold (chosen on validation rows, in the registry), else 0"))
+    for column in spec.context:
+        fields[column] = (str, Field(description=f"the row's {column.replace('_', ' ')} (one of the model's inputs)"))
+    if spec.score_column:
+        fields[spec.score_column] = (int, Field(description="0-100, round(100 * (1 - probability)): 100 is no risk at all"))
+    if spec.drivers:
+        fields["top_drivers"] = (list[str], Field(description=f"up to {spec.drivers} inputs that raise this prediction most "
+                                                               "above the average row's, most first (from the model's own "
+                                                               "contributions; empty for models that cannot attribute)"))
     fields["model_version"] = (str, Field(description="the version that made the prediction"))
     title = "".join(part.title() for part in spec.name.split("_"))
     return create_model(f"{title}Prediction", **fields)
@@ -69,8 +77,22 @@ def train(spec: "ModelSpec", client: Client, *, feature_date=None, train_dates=N
     metrics = dict(evaluation.metrics)
     dates = pd.to_datetime(train_rows["feature_date"]).dt.date
     model.info.update({"split": how, "trained_at": datetime.now(timezone.utc).isoformat(), "params": params or {}})
+    if spec.level is not None and spec.task == "binary":
+        extra["bands"] = band_outcomes(spec, evaluation.scored)
     extra["timings"] = {"fit_s": round(fit_s, 3), "total_s": round(time.perf_counter() - t0, 3)}
     return TrainingResult(model, metrics, evaluation.oracle_metrics, how, evaluation.scored, (dates.min(), dates.max()), extra)
+
+
+def band_outcomes(spec: "ModelSpec", scored: pd.DataFrame) -> dict:
+    """Per band of the test rows' predictions: how many, the mean prediction and how often the label then came
+    true (a band's name is a promise: "critical" should see far more cancellations than "healthy")."""
+    bands = pd.Series(spec.level(scored["prediction"].to_numpy()), index=scored.index)
+    out = {}
+    for name in spec.level.names:
+        rows = scored[bands == name]
+        out[name] = {"rows": len(rows), "mean_prediction": round(float(rows["prediction"].mean()), 4) if len(rows) else None,
+                     "observed_rate": round(float(rows["label"].mean()), 4) if len(rows) else None}
+    return out
 
 
 def check_training_options(spec: "ModelSpec", algorithm, params, tune_trials: int, cv_folds: int) -> None:
@@ -255,6 +277,12 @@ class ModelSpec:
     prediction_thresholds: Thresholds | None = None
     # (client, d) -> ids with features on d, for models whose rows are not every active user (see models/protocol.py)
     example_keys: Callable[..., list] | None = None
+    # a 0-100 score beside a classifier's probability, 100 where it is 0 (a health score: 100 is no risk at all)
+    score_column: str | None = None
+    # how many of the inputs that raise each prediction most to store and return with it, as top_drivers
+    drivers: int = 0
+    # categorical inputs returned and stored with each prediction as they are (lead scoring's funnel stage)
+    context: tuple[str, ...] = ()
 
     options = SUPERVISED_OPTIONS
     lookup_options = None

@@ -73,6 +73,18 @@ class TrainedModel:
             raise ValueError(f"expected {len(self.features)} feature columns, got {X.shape[1]}")
         return self.estimator.predict_few(X)
 
+    def drivers(self, X: np.ndarray, k: int) -> np.ndarray:
+        """Per row, the positions in ``features`` of the ``k`` inputs that raise its prediction most above the
+        average row's (the estimator's own contributions), best first; -1 where fewer than ``k`` raise it, and
+        everywhere when the estimator cannot attribute a prediction (random forest, MLP)."""
+        out = np.full((len(X), k), -1, dtype=np.int64)
+        parts = self.estimator.contributions(X) if len(X) else None
+        if parts is None:
+            return out
+        top = np.argsort(-parts, axis=1, kind="stable")[:, :k]
+        raises = np.take_along_axis(parts, top, axis=1) > 0
+        return np.where(raises, top, -1)
+
     def importances(self) -> pd.Series:
         return pd.Series(self.estimator.feature_importances(), index=self.features).sort_values(ascending=False)
 

@@ -7,13 +7,15 @@ shifted-beta-geometric retention of every subscription, pooled over cohorts of a
 purchase, of subscription start, and of first revenue for the total) and in total, as MAPE and R2 (seed 004's
 targets: MAPE < 15 %, R2 > 0.80), next to a "last period repeats" baseline (each customer's revenue of the as many
 days before the cutoff) and the simulator's oracle (each customer's true purchase rate, dropout, mean order and
-subscription churn, and whether they were still buying at the cutoff).
+subscription churn, and whether they were still buying at the cutoff); and, with Prophet installed, the top-down
+forecast of each cohort's revenue on the same holdout (``revenue_forecast.py``, the ``prophet_*`` metrics).
 
 ``predict_batch`` stores each customer's expected value over ``HORIZON_DAYS`` in customer_lifetime_value.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -36,6 +38,8 @@ from ownlens.ml.models.protocol import Evaluation, TrainingResult
 from ownlens.ml.models.spec import CategoryEncoder
 from ownlens.ml.models.trained import TrainedModel
 from ownlens.ml.warehouse import replace_partition
+
+log = logging.getLogger(__name__)
 
 NAME = "clv"
 HOLDOUT_DAYS = 60
@@ -197,6 +201,7 @@ def evaluate(client: Client, model: TrainedModel, test: "ValueTest | ScoredValue
                        test.purchases["last_period_revenue"].to_numpy(float), test.subscriptions["last_period_revenue"].to_numpy(float))
     metrics |= {f"baseline_{k}": v for k, v in baseline.items()}
     metrics |= {"customers": int(len(test.purchases)), "subscriptions": int(len(test.subscriptions)), "holdout_days": test.days}
+    metrics |= cohort_forecast_scores(client, test)
     truth = oracle.customer_value(client, test.purchases["user_id"].tolist(), test.subscriptions, test.cutoff, test.days)
     oracle_metrics = None
     if truth is not None:
@@ -204,6 +209,20 @@ def evaluate(client: Client, model: TrainedModel, test: "ValueTest | ScoredValue
         oracle_metrics = _scores(test.purchases, test.subscriptions, buy_true, revenue_true, sub_true)
     scored = test.purchases.assign(predicted_purchases=buy, predicted_revenue=buy_revenue)
     return Evaluation(metrics, oracle_metrics, ScoredValue(test, scored, test.subscriptions.assign(predicted_revenue=sub_revenue)))
+
+
+def cohort_forecast_scores(client: Client, test: ValueTest) -> dict:
+    """Prophet's cohort revenue forecast over the same holdout (``revenue_forecast.py``); nothing without Prophet."""
+    from ownlens.ml.models.customer import revenue_forecast
+    from ownlens.ml.models.operations import forecast
+
+    try:
+        forecaster = forecast.prophet(uncertainty_samples=0)
+    except InvalidInput:
+        log.info("cohort revenue forecast skipped: Prophet is not installed (pip install 'ownlens[forecast]')")
+        return {}
+    daily = value_data.cohort_revenue(client, test.cutoff, test.days)
+    return revenue_forecast.scores(revenue_forecast.cohort_forecast(daily, test.cutoff, test.days, forecaster))
 
 
 @dataclass

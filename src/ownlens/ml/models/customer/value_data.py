@@ -72,6 +72,19 @@ SELECT least((SELECT min(toDate(paid_at)) FROM revenue_payments), (SELECT min(ev
        (SELECT count() FROM revenue_payments) + (SELECT count() FROM revenue_subscription_events)
 """
 PRICES = "SELECT plan_code, monthly_price_eur FROM revenue_subscription_plans"
+# every payment (purchases and subscription charges) of the customers who paid before the cutoff, per day and
+# quarterly cohort of their first payment
+COHORT_REVENUE = """
+WITH firsts AS (
+    SELECT user_id, min(paid_at) AS first_paid FROM revenue_payments GROUP BY user_id HAVING first_paid < toDateTime({cutoff:Date})
+)
+SELECT toString(toStartOfQuarter(f.first_paid)) AS cohort, toDate(p.paid_at) AS ds, sum(p.amount_eur) AS y
+FROM revenue_payments AS p
+INNER JOIN firsts AS f ON f.user_id = p.user_id
+WHERE p.paid_at < toDateTime({end:Date})
+GROUP BY cohort, ds
+ORDER BY cohort, ds
+"""
 
 
 def span(client: Client) -> tuple[date, date, int]:
@@ -105,4 +118,11 @@ def subscriptions(client: Client, cutoff: date, holdout_days: int = 0, users: li
     if holdout_days:
         renewals = query_frame(client, RENEWALS, {"cutoff": cutoff, "days": holdout_days})
         frame = frame.merge(renewals, on="subscription_id", how="left").fillna({"holdout_revenue": 0.0, "last_period_revenue": 0.0})
+    return frame
+
+
+def cohort_revenue(client: Client, cutoff: date, holdout_days: int) -> pd.DataFrame:
+    """Daily revenue (``cohort``, ``ds``, ``y``) of the customers who paid before ``cutoff``, up to the holdout's end."""
+    frame = query_frame(client, COHORT_REVENUE, {"cutoff": cutoff, "end": cutoff + pd.Timedelta(days=holdout_days)})
+    frame["ds"] = pd.to_datetime(frame["ds"])
     return frame

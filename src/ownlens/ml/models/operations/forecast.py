@@ -59,7 +59,8 @@ def prophet(**options) -> Forecaster:
         if country:
             model.add_country_holidays(country_name=country)
         model.fit(history[["ds", "y"]])
-        return model.predict(pd.DataFrame({"ds": future}))[["yhat", "yhat_lower", "yhat_upper"]]
+        predicted = model.predict(pd.DataFrame({"ds": future}))
+        return predicted[[c for c in ("yhat", "yhat_lower", "yhat_upper") if c in predicted]]  # (no interval: uncertainty_samples=0)
 
     return fit_predict
 
