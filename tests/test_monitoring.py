@@ -235,3 +235,26 @@ def test_every_path_compares_with_the_production_versions_training_data(drifted)
     assert default.alerts == monitor(drifted, CHURN, AFTER, BEFORE).alerts
     [scheduled] = [r for r in scheduled_pass(drifted, set()) if r.model == "churn" and r.current == AFTER]
     assert scheduled.references == [BEFORE] and scheduled.alerts == default.alerts
+
+
+def test_the_drift_report_shows_each_input_against_the_reference_and_over_time(drifted, tmp_path):
+    from ownlens.ml.monitoring.drift import column_values, distribution
+    from ownlens.ml.monitoring.report import summary, write_drift_report
+
+    report = monitor(drifted, CHURN, AFTER, BEFORE)
+    table = summary(report)
+    compared = [d for d in report.drift if not d.skipped]
+    assert len(table) == len(report.drift) + (report.prediction_drift is not None)
+    assert table.iloc[0]["column"] == (report.prediction_drift.name if report.prediction_drift else max(compared, key=lambda d: d.size).name)
+    # the distributions shown are the ones PSI compares: ten shares a side, summing to one, from ClickHouse
+    params = {"refs": [BEFORE], "cur": AFTER, "table": "customer_user_features", "date_column": "feature_date"}
+    bins = distribution(drifted, column_values("sessions_last_7d", "numeric"), params, "numeric")
+    assert len(bins) <= 10 and sum(b[1] for b in bins) == pytest.approx(1) and sum(b[2] for b in bins) == pytest.approx(1)
+    r, c = np.array([b[1] for b in bins]), np.array([b[2] for b in bins])
+    sessions = next(d for d in report.drift if d.name == "sessions_last_7d")
+    assert np.sum((c - r) * np.log((c + 1e-4) / (r + 1e-4))) == pytest.approx(sessions.psi, rel=1e-6)
+    categories = distribution(drifted, column_values("preferred_device_type_id", "categorical"), params, "categorical")
+    assert sum(b[1] for b in categories) == pytest.approx(1)
+    page = write_drift_report(drifted, CHURN, report, tmp_path / "drift.html").read_text()
+    assert page.count("<img") >= 2 and "sessions_last_7d" in page and "Drift over the dates monitored" in page
+    assert "http://" not in page and "https://" not in page  # nothing loaded from the internet

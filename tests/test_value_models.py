@@ -49,6 +49,17 @@ def test_a_batch_is_stored_per_channel_replaced_on_rerun_and_judged_once_known(t
     assert first["rows"] == second["rows"] == rows[0] == rows[1] == channels + 1  # + organic
     assert rows[2] == pytest.approx(first["conversions"], abs=0.1) and rows[3] == pytest.approx(first["daily_budget_eur"], rel=0.01)
     assert D in model.stored_dates(labelled)
+    # each campaign's part: its channel's conversions split by touches, the recommendation among the live ones
+    per_channel = labelled.query("""SELECT c.channel_code, sum(c.conversions), any(a.conversions), sum(c.recommended_spend_eur),
+                                           any(a.recommended_spend_eur), max(c.live_at_end), sum(c.touches), count()
+                                    FROM marketing_campaign_attribution AS c INNER JOIN marketing_channel_attribution AS a
+                                    ON a.prediction_date = c.prediction_date AND a.channel_code = c.channel_code
+                                    WHERE c.prediction_date = {d:Date} GROUP BY c.channel_code""", parameters={"d": D}).result_rows
+    assert per_channel and sum(r[7] for r in per_channel) == labelled.command(
+        "SELECT count() FROM marketing_campaigns WHERE start_date < {d:Date} AND end_date >= {d:Date} - 30", parameters={"d": D})
+    for channel, conversions, channel_conversions, recommended, channel_recommended, live, touches, _ in per_channel:
+        assert conversions == pytest.approx(channel_conversions if touches else 0, abs=1e-6), channel
+        assert recommended == pytest.approx(channel_recommended if live else 0, abs=1e-6), channel
     realised = model.realised(labelled, D)
     assert 0 <= realised["attribution_accuracy"] <= 1 and realised["paid_conversions_true"] > 0
 
@@ -81,6 +92,10 @@ def test_the_attribution_command_and_route(trained, labelled, warehouse_path, ca
     assert "organic" in records and "paid_search" in records
     assert sum(r["recommended_spend_eur"] for r in records.values()) == pytest.approx(500, rel=1e-6)
     assert cli(["attribution", "--date", "2025-01-01"]).returncode == NotFound.exit_code
+    shown = cli(["attribution", "--date", str(D), "--budget", "500", "--campaigns", "--json"])
+    campaigns = json.loads(shown.stdout)["campaigns"]
+    assert shown.returncode == 0 and campaigns and {"campaign_id", "campaign_name", "conversions", "recommended_spend_eur"} <= set(campaigns[0])
+    assert sum(c["recommended_spend_eur"] for c in campaigns) <= 500 + 1e-6
     with TestClient(create_app(Settings(api_keys=None), labelled)) as http:
         got = http.get("/predict/attribution/paid_search", params={"feature_date": str(D), "days": 30})
         assert got.status_code == 200 and got.json()["predictions"][0]["conversions"] >= 0

@@ -222,23 +222,29 @@ def trending(
 
 
 @app.command(epilog="Examples: ownlens-ml attribution\n\n"
-                    "ownlens-ml attribution --date 2026-03-01 --days 60 --budget 900 --json")
+                    "ownlens-ml attribution --date 2026-03-01 --days 60 --budget 900 --json\n\n"
+                    "ownlens-ml attribution --campaigns")
 def attribution(
     at: Optional[str] = typer.Option(None, "--date", help="The period ends the day before this date (default: the day after the last touchpoint)."),
     days: int = typer.Option(30, "--days", min=7, max=180, help="The period: the days before --date."),
     daily_budget: Optional[float] = typer.Option(None, "--budget", min=0, help="Daily budget in EUR to split (default: the period's mean daily spend)."),
     version: str = typer.Option("production", help="Version or stage of the attribution model."),
+    campaigns: bool = typer.Option(False, "--campaigns", help="One row per campaign running in the period instead of per channel."),
     as_json: bool = json_option(),
     dsn: Dsn = dsn_option(),
 ):
     """Which marketing channels earned the period's subscriptions: the conversions each channel's touches caused
     (incremental), next to last touch, first touch, linear, Markov and Shapley credit, the cost per incremental
-    subscription, and the split of the daily budget that earns most (as GET /predict/attribution/{channel_code})."""
+    subscription, and the split of the daily budget that earns most (as GET /predict/attribution/{channel_code});
+    with --campaigns, each campaign's part of them."""
     from ownlens.ml.models.marketing.journeys import CHANNELS
     from ownlens.ml.pipelines.inference import lookup
 
     client = connect(dsn)
     d = parse_date(at, "--date")
+    if campaigns:
+        _print_campaigns(client, d, days, daily_budget, version, as_json)
+        return
     channels = ["organic", *[r[0] for r in client.query(CHANNELS).result_rows]]
     options = {"days": days} | ({"budget_eur": daily_budget} if daily_budget is not None else {})
     frame = lookup(model("attribution"), client, channels, version=version, feature_date=d, **options)
@@ -259,6 +265,28 @@ def attribution(
                       f"{rules['markov']:.1f}", f"{rules['shapley']:.1f}", "" if cost is None else f"{cost:,.2f}",
                       "" if r["channel_code"] == "organic" else f"{r['recommended_spend_eur']:,.2f}",
                       "" if r["channel_code"] == "organic" else f"{r['expected_conversions']:.2f}")
+    out.print(table)
+
+
+def _print_campaigns(client, d, days: int, daily_budget, version: str, as_json: bool) -> None:
+    from ownlens.ml.models.marketing.campaigns import campaign_table
+    from ownlens.ml.models.trained import load
+
+    frame = campaign_table(client, load(client, "attribution", version), d, days, daily_budget)
+    records = json.loads(frame.to_json(orient="records"))
+    if as_json:
+        out.print_json(json.dumps({"period": [str(frame.attrs["start"]), str(frame.attrs["end"])], "campaigns": records}, default=str))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"subscriptions {frame.attrs['start']} .. {frame.attrs['end']} (exclusive) by campaign")
+    for column in ("campaign", "channel", "spend EUR", "touches", "incremental", "EUR per sub", "live", "recommended EUR/day", "expected/day"):
+        table.add_column(column)
+    for r in records:
+        cost = r["cost_per_conversion_eur"]
+        table.add_row(r["campaign_name"], r["channel_code"], f"{r['spend_eur']:,.0f}", f"{r['touches']:,}", f"{r['conversions']:.1f}",
+                      "" if cost is None else f"{cost:,.2f}", "yes" if r["live_at_end"] else "", f"{r['recommended_spend_eur']:,.2f}",
+                      f"{r['expected_conversions']:.2f}")
     out.print(table)
 
 

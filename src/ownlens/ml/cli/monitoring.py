@@ -30,7 +30,8 @@ app.add_typer(abtest_app, name="abtest")
 
 @app.command(epilog="Examples: ownlens-ml monitor churn --date 2026-03-09\n\n"
                     "ownlens-ml monitor churn --date 2026-03-09 --reference 2026-02-09 --json\n\n"
-                    "ownlens-ml monitor recommendation --date 2026-03-02")
+                    "ownlens-ml monitor recommendation --date 2026-03-02\n\n"
+                    "ownlens-ml monitor churn --report")
 def monitor(
     name: str = typer.Argument(..., metavar="MODEL", help=f"Model name: {MODEL_NAMES}."),
     current: Optional[str] = typer.Option(None, "--date", help="Date to check (default: the latest feature date)."),
@@ -38,6 +39,8 @@ def monitor(
     fail_on_alert: bool = typer.Option(False, help="Exit with code 1 when anything drifted past the alert threshold."),
     retrain_on_alert: bool = typer.Option(False, help="On alerts, train a challenger and promote it if it scores at least as "
                                                       "well as production on the same test rows."),
+    html_report: bool = typer.Option(False, "--report", help="Also write the drift report (distributions, statistics, drift "
+                                                             "over time) as an HTML page under OWNLENS_HOME/reports/drift/."),
     as_json: bool = json_option("the full report"),
     dsn: Dsn = dsn_option(),
 ):
@@ -57,8 +60,14 @@ def monitor(
     if not report.drift and report.prediction_drift is None and report.performance is None:
         raise NotFound(f"nothing to monitor for {name} on {d} yet: no earlier date to compare with, and the days that "
                        "judge its outputs of that date have not all passed (monitor an earlier date)")
+    written = None
+    if html_report:
+        from ownlens.ml.monitoring.report import write_drift_report
+        from ownlens.ml.settings import get_settings
+
+        written = write_drift_report(client, definition, report, get_settings().reports_dir / "drift" / f"{name}-{d}.html")
     if as_json:
-        out.print_json(json.dumps(rounded(report.to_dict()), default=str))
+        out.print_json(json.dumps(rounded(report.to_dict() | ({"report": str(written)} if written else {})), default=str))
     else:
         rows = sorted(report.drift, key=lambda x: (bool(x.skipped), -(x.size if x.size == x.size else 0)))
         if report.prediction_drift:
@@ -77,6 +86,8 @@ def monitor(
                 out.print(f"skipped {', '.join(skipped)}: {next(x.skipped for x in rows if x.skipped)}")
         for note in report.notes:
             out.print(note)
+        if written:
+            out.print(f"drift report: {written}")
         if report.performance:
             emit(report.performance, False, f"{name} {report.version} on {d}: realised performance (written to ml_model_monitoring)")
         if report.alerts:

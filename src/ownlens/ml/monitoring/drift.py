@@ -10,7 +10,7 @@ fill yet, say) is no reference: such a column is ``skipped``, never alerted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from clickhouse_connect.driver.client import Client
@@ -109,6 +109,7 @@ class Drift:
     trending: bool = False  # grows with time by construction (tenure, lifetime totals): reported, never alerted
     skipped: str = ""  # why the column was not compared (e.g. the reference's history was too short for it)
     thresholds: Thresholds = field(default=INPUT_THRESHOLDS, repr=False)
+    references: tuple[date, ...] = ()  # the reference dates it was compared on (inputs: those with its history)
 
     @property
     def size(self) -> float:
@@ -134,6 +135,12 @@ class Drift:
     @property
     def metric(self) -> str:
         return "wasserstein" if self.kind == "numeric" else "psi"
+
+    @property
+    def limits(self) -> tuple[float, float]:
+        """The warning and alert thresholds of the statistic that decides."""
+        t = self.thresholds
+        return (t.wasserstein_warn, t.wasserstein_alert) if self.kind == "numeric" else (t.psi_warn, t.psi_alert)
 
 
 def column_drift(client: Client, values_sql: str, params: dict, name: str, kind: str,
@@ -162,12 +169,43 @@ def feature_drift(client: Client, table: str, columns: list[tuple[str, str, str]
     date, or several pooled) and ``current``; ``where`` (SQL over ``uf``) keeps some rows, e.g. a model's population."""
     references = sorted({reference} if isinstance(reference, date) else set(reference))
     params = {"refs": references, "cur": current, "table": table, "date_column": date_column}
+    counts = client.query(sizes(column_values("1", "numeric", where)), parameters=params).result_rows[0]
+    return [replace(column_drift(client, column_values(expression, kind, where), params, name, kind, counts=counts),
+                    references=tuple(references))
+            for name, expression, kind in columns]  # every column has the same rows: counted once
+
+
+def column_values(expression: str, kind: str, where: str = "1") -> str:
+    """SQL of one input's values (``v``) on the current date and the reference dates (``is_ref``) of table
+    ``{table:Identifier}`` (alias ``uf``, dated by ``{date_column:Identifier}``): what :func:`column_drift` and
+    :func:`distribution` read."""
     is_ref = "has({refs:Array(Date)}, uf.{date_column:Identifier})"
-    rows = (f"FROM {{table:Identifier}} AS uf WHERE (uf.{{date_column:Identifier}} = {{cur:Date}} OR {is_ref}) AND ({where})")
-    counts = client.query(sizes(f"SELECT {is_ref} AS is_ref {rows}"), parameters=params).result_rows[0]
-    out = []
-    for name, expression, kind in columns:  # every column has the same rows: counted once
-        value = f"toFloat64({expression})" if kind == "numeric" else f"ifNull(toString({expression}), '')"
-        values_sql = f"SELECT {value} AS v, {is_ref} AS is_ref {rows}"
-        out.append(column_drift(client, values_sql, params, name, kind, counts=counts))
-    return out
+    value = f"toFloat64({expression})" if kind == "numeric" else f"ifNull(toString({expression}), '')"
+    return (f"SELECT {value} AS v, {is_ref} AS is_ref FROM {{table:Identifier}} AS uf "
+            f"WHERE (uf.{{date_column:Identifier}} = {{cur:Date}} OR {is_ref}) AND ({where})")
+
+
+DECILE_EDGES = "SELECT quantilesExact(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)(v) FROM ({values}) WHERE is_ref"
+
+
+def distribution(client: Client, values_sql: str, params: dict, kind: str, top: int = 12) -> list[tuple[str, float, float]]:
+    """The two samples side by side, as (bin, reference share, current share): numbers in the ten bins cut at the
+    reference's deciles (what PSI compares), categories by value (the ``top`` most common, then "other")."""
+    if kind == "numeric":
+        edges = client.query(DECILE_EDGES.format(values=values_sql), parameters=params).result_rows[0][0]
+        labels = [f"≤ {edges[0]:.3g}", *[f"{a:.3g} – {b:.3g}" for a, b in zip(edges, edges[1:])], f"> {edges[-1]:.3g}"]
+        binned = numeric_bins(values_sql)
+    else:
+        binned = categorical_bins(values_sql)
+    counts: dict[str, list[float]] = {}
+    for bin_, is_ref, n in client.query(binned, parameters=params).result_rows:
+        counts.setdefault(str(bin_), [0.0, 0.0])[0 if is_ref else 1] += n
+    ref_total, cur_total = (max(sum(c[i] for c in counts.values()), 1) for i in (0, 1))
+    shares = [(b, r / ref_total, c / cur_total) for b, (r, c) in counts.items()]
+    if kind == "numeric":
+        return sorted(((labels[int(b)], r, c) for b, r, c in shares), key=lambda x: labels.index(x[0]))
+    shares.sort(key=lambda x: -(x[1] + x[2]))
+    if len(shares) > top:
+        rest = shares[top:]
+        shares = shares[:top] + [("other", sum(x[1] for x in rest), sum(x[2] for x in rest))]
+    return [("(empty)" if b == "" else b, r, c) for b, r, c in shares]

@@ -138,8 +138,9 @@ def monitor(client: Client, model, current: date, reference: date | None = None,
                   "value": "prediction_value" if model.prediction_drift == "numeric" else "prediction_label"}
         counts = client.query(PREDICTION_COUNTS, parameters=params).result_rows[0]
         if min(counts) > 0:
-            report.prediction_drift = column_drift(client, PREDICTIONS, params, "prediction", model.prediction_drift,
-                                                   model.prediction_thresholds or PREDICTION_THRESHOLDS, counts=counts)
+            report.prediction_drift = replace(column_drift(client, PREDICTIONS, params, "prediction", model.prediction_drift,
+                                                           model.prediction_thresholds or PREDICTION_THRESHOLDS, counts=counts),
+                                              references=tuple(references))
         elif counts[1] > 0:
             report.notes.append(f"predictions not compared: none stored for the reference dates "
                                 f"({', '.join(str(d) for d in references)}); score one with `ownlens-ml predict {model.name} "

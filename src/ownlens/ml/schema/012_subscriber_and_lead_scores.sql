@@ -64,3 +64,26 @@ CREATE TABLE IF NOT EXISTS customer_lead_scores (
 ) ENGINE = MergeTree
 PARTITION BY prediction_date
 ORDER BY (brand_id, user_id);
+
+-- Each campaign's part of its channel's attribution (marketing_channel_attribution of the same date): campaigns of a
+-- channel share its response curve, so a campaign's conversions are its share of the channel's touches, and its
+-- recommended spend its share of the channel's spend in the period, of the channel's recommendation.
+CREATE TABLE IF NOT EXISTS marketing_campaign_attribution (
+    prediction_date Date,
+    period_days UInt16,
+    campaign_id UUID,
+    campaign_name String,
+    channel_code LowCardinality(String),
+    spend_eur Float64,
+    touches UInt64,
+    conversions Float64,
+    cost_per_conversion_eur Nullable(Float64),
+    live_at_end UInt8,
+    recommended_spend_eur Float64,
+    expected_conversions Float64,
+    model_id Nullable(UUID),
+    model_version String,
+    computed_at DateTime64(0, 'UTC') DEFAULT now()
+) ENGINE = MergeTree
+PARTITION BY prediction_date
+ORDER BY (channel_code, campaign_id);

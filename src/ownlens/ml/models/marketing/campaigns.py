@@ -25,7 +25,7 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel, Field
 
-from ownlens.ml.data.loaders import as_date
+from ownlens.ml.data.loaders import as_date, query_frame
 from ownlens.ml.errors import InvalidInput, NotFound
 from ownlens.ml.models import oracle
 from ownlens.ml.models.lookup import lookup_frame
@@ -44,6 +44,21 @@ SPAN = "SELECT min(toDate(touched_at)), max(toDate(touched_at)) FROM marketing_t
 TOUCHES = """
 SELECT toString(channel_code) AS channel, count() AS touches FROM marketing_touchpoints
 WHERE touched_at >= toDateTime({start:Date}) AND touched_at < toDateTime({end:Date}) GROUP BY channel
+"""
+
+
+CAMPAIGNS = """
+SELECT toString(c.campaign_id) AS campaign_id, c.campaign_name AS campaign_name, toString(c.channel_code) AS channel_code,
+       ifNull(s.spend, 0) AS spend_eur, ifNull(t.touches, 0) AS touches, toUInt8(c.end_date >= {end:Date} - 1) AS live_at_end
+FROM marketing_campaigns AS c
+LEFT JOIN (SELECT campaign_id, sum(spend_eur) AS spend FROM marketing_spend_daily
+           WHERE spend_date >= {start:Date} AND spend_date < {end:Date} GROUP BY campaign_id) AS s ON s.campaign_id = c.campaign_id
+LEFT JOIN (SELECT campaign_id, count() AS touches FROM marketing_touchpoints
+           WHERE touched_at >= toDateTime({start:Date}) AND touched_at < toDateTime({end:Date}) GROUP BY campaign_id) AS t
+    ON t.campaign_id = c.campaign_id
+WHERE c.start_date < {end:Date} AND c.end_date >= {start:Date}
+ORDER BY channel_code, c.start_date, campaign_id
+SETTINGS join_use_nulls = 1
 """
 
 
@@ -179,6 +194,30 @@ def channel_credit(client: Client, model: TrainedModel, frame: pd.DataFrame, pat
     return table, curves, allocation
 
 
+def campaign_credit(client: Client, table: pd.DataFrame) -> pd.DataFrame:
+    """Per campaign running in the period of a channel ``table`` (:func:`channel_credit`): its spend, touches, its
+    share of the channel's incremental conversions (its share of the channel's touches: the touch model's effects are
+    per channel, as the simulator's are), the cost per conversion, and its part of the channel's recommended daily
+    spend and expected conversions: shared among the campaigns still live on the period's last day by their spend in
+    the period (equally when none spent yet); none for a channel without a live campaign."""
+    start, end = table.attrs["start"], table.attrs["end"]
+    frame = query_frame(client, CAMPAIGNS, {"start": start, "end": end})
+    frame["touches"] = frame["touches"].astype(np.int64)
+    channel = table.set_index("channel_code")
+    touches = frame.groupby("channel_code")["touches"].transform("sum")
+    frame["conversions"] = np.where(touches > 0, frame["channel_code"].map(channel["conversions"]).fillna(0.0) * frame["touches"] / touches.clip(lower=1), 0.0)
+    frame["cost_per_conversion_eur"] = np.where(frame["conversions"] > 0.5, frame["spend_eur"] / frame["conversions"].clip(lower=1e-9), np.nan)
+    live = frame["live_at_end"].astype(bool)
+    weight = np.where(live, frame["spend_eur"], 0.0)
+    totals = pd.Series(weight).groupby(frame["channel_code"]).transform("sum").to_numpy()
+    lives = live.groupby(frame["channel_code"]).transform("sum").to_numpy()
+    share = np.where(totals > 0, weight / np.where(totals > 0, totals, 1), np.where(live, 1 / np.maximum(lives, 1), 0.0))
+    for column in ("recommended_spend_eur", "expected_conversions"):
+        frame[column] = frame["channel_code"].map(channel[column]).fillna(0.0).to_numpy() * share
+    frame.attrs.update(start=start, end=end)
+    return frame
+
+
 def evaluate(client: Client, model: TrainedModel, test: AttributionTest | Scored) -> Evaluation:
     """The version's incremental credit and the credit rules against the conversions each channel truly caused in the
     test period, and its budget split's regret under the true response curves (with an equal and the actual split)."""
@@ -262,6 +301,7 @@ def predict_batch(client: Client, model: TrainedModel, d, *, brand_id=None, prog
         "model_version": pa.array([model.version or "unregistered"] * len(table)),
     })
     written = replace_partition(client, "marketing_channel_attribution", d, rows=rows.cast(_STORED_SCHEMA))
+    store_campaigns(client, model, d, days, campaign_credit(client, table))
     if progress:
         progress(written)
     return {"model": NAME, "version": model.version, "date": str(d), "period": [str(table.attrs["start"]), str(d - timedelta(days=1))],
@@ -277,6 +317,33 @@ _STORED_SCHEMA = pa.schema([
     ("curve_half_eur", pa.float64()), ("curve_shape", pa.float64()), ("recommended_spend_eur", pa.float64()),
     ("expected_conversions", pa.float64()), ("model_id", pa.string()), ("model_version", pa.string()),
 ])
+
+
+def store_campaigns(client: Client, model: TrainedModel, d: date, days: int, frame: pd.DataFrame) -> int:
+    """Replace ``d``'s rows of marketing_campaign_attribution with ``frame`` (:func:`campaign_credit`); a period
+    without campaigns empties them."""
+    if frame.empty:
+        client.command("ALTER TABLE marketing_campaign_attribution DROP PARTITION {d:Date}", parameters={"d": d})
+        return 0
+    n = len(frame)
+    rows = pa.table({
+        "prediction_date": pa.array([d] * n, pa.date32()), "period_days": pa.array([days] * n, pa.uint16()),
+        "campaign_id": pa.array(frame["campaign_id"]), "campaign_name": pa.array(frame["campaign_name"]),
+        "channel_code": pa.array(frame["channel_code"]), "spend_eur": pa.array(frame["spend_eur"].to_numpy(float)),
+        "touches": pa.array(frame["touches"].to_numpy(np.uint64)), "conversions": pa.array(frame["conversions"].to_numpy(float)),
+        "cost_per_conversion_eur": pa.array(frame["cost_per_conversion_eur"].to_numpy(float), mask=frame["cost_per_conversion_eur"].isna().to_numpy()),
+        "live_at_end": pa.array(frame["live_at_end"].to_numpy(np.uint8)),
+        "recommended_spend_eur": pa.array(frame["recommended_spend_eur"].to_numpy(float)),
+        "expected_conversions": pa.array(frame["expected_conversions"].to_numpy(float)),
+        "model_id": pa.array([model.model_id] * n, pa.string()), "model_version": pa.array([model.version or "unregistered"] * n),
+    })
+    return replace_partition(client, "marketing_campaign_attribution", d, rows=rows)
+
+
+def campaign_table(client: Client, model: TrainedModel, d, days: int = PERIOD_DAYS, daily_budget: float | None = None) -> pd.DataFrame:
+    """The campaigns of the ``days`` before ``d`` (default: the day after the last touchpoint), as a batch stores them."""
+    table, _, _ = _credit_of(client, model, _batch_date(client, d), days, daily_budget)
+    return campaign_credit(client, table)
 
 
 def _credit_of(client: Client, model: TrainedModel, d: date, days: int, daily_budget: float | None = None):

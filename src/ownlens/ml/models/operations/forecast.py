@@ -40,6 +40,7 @@ def series(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _require_prophet():
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)  # "Importing plotly failed": we draw with matplotlib
     try:
         import prophet  # noqa: F401
     except ImportError:
@@ -52,9 +53,10 @@ def prophet(**options) -> Forecaster:
     country = options.pop("holidays_country", None)
 
     def fit_predict(history: pd.DataFrame, future: pd.Series) -> pd.DataFrame:
+        from cmdstanpy.utils import get_logger
         from prophet import Prophet
 
-        logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
+        get_logger().setLevel(logging.WARNING)  # (set to INFO on its first call: every fit would log two lines)
         model = Prophet(**options)
         if country:
             model.add_country_holidays(country_name=country)
