@@ -198,7 +198,7 @@ ON_THE_WAREHOUSE = {
     ("abtest", "create"): ["t", "--model", "churn", "--a", "1.0.0", "--b", "1.1.0"],
     ("abtest", "status"): ["t"], ("abtest", "conclude"): ["t"],
 }
-MAKES_ITS_OWN = {("init",), ("simulate",), ("demo",)}  # these create the schema themselves
+MAKES_ITS_OWN = {("init",), ("simulate",), ("demo",), ("contract",)}  # these create the schema themselves (contract: in a scratch database)
 
 
 def test_every_command_on_a_warehouse_without_the_schema_says_run_init(cli):

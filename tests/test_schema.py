@@ -82,3 +82,59 @@ def test_init_names_every_way_an_existing_table_differs_from_the_contract(make_d
 
 def test_a_fresh_schema_matches_its_own_contract(db):
     assert schema.mismatches(db) == []
+
+
+def test_a_publishers_own_tables_are_read_through_views_without_copying(sim, make_db, warehouse_path, capsys, monkeypatch, tmp_path):
+    """Their tables, under their names and column names, in their own database: `init --map` makes the contract's
+    input tables views over them, and the features built through those views are the features built from ours."""
+    import json
+
+    from conftest import FEATURE_DATES
+    from test_cli import in_process
+
+    from ownlens.ml.errors import InvalidInput
+    from ownlens.ml.features.customer import build_user_features
+    from ownlens.ml.schema.inputs import BY_NAME
+
+    theirs = make_db(init=False).database
+    for table in BY_NAME:
+        sim.command("CREATE TABLE {d:Identifier}.{t:Identifier} ENGINE = MergeTree ORDER BY tuple() AS SELECT * FROM {t:Identifier}",
+                    parameters={"d": theirs, "t": table})
+    sim.command("RENAME TABLE {d:Identifier}.customer_sessions TO {d:Identifier}.web_sessions", parameters={"d": theirs})
+    sim.command("ALTER TABLE {d:Identifier}.web_sessions RENAME COLUMN user_id TO visitor, MODIFY COLUMN session_duration_sec Float32",
+                parameters={"d": theirs})
+    mapping = {t: {"table": f"{theirs}.{t}"} for t in BY_NAME}
+    mapping["customer_sessions"] = {"table": f"{theirs}.web_sessions", "columns": {"user_id": "visitor"}}
+    (tmp_path / "map.json").write_text(json.dumps(mapping))
+    ours = make_db(init=False)
+    cli = in_process(f"chdb://{warehouse_path}?database={ours.database}", capsys, monkeypatch)
+    done = cli(["init", "--map", str(tmp_path / "map.json")])
+    assert done.returncode == 0 and "read through views" in done.stdout, done.stderr
+    assert ours.command("SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'customer_sessions'") == "View"
+    d = FEATURE_DATES[1]
+    assert build_user_features(ours, d) == sim.command("SELECT count() FROM customer_user_features WHERE feature_date = {d:Date}",
+                                                        parameters={"d": d}) > 0
+    fingerprint = "SELECT groupBitXor(cityHash64(user_id, total_sessions, sessions_last_30d)) FROM customer_user_features WHERE feature_date = {d:Date}"
+    assert ours.command(fingerprint, parameters={"d": d}) == sim.command(fingerprint, parameters={"d": d})
+    # a bad mapping gets one clear line, and nothing half-made
+    (tmp_path / "bad.json").write_text(json.dumps({"customer_sessions": {"table": f"{theirs}.web_sessions", "columns": {"user_id": "nobody"}}}))
+    bad = cli(["init", "--map", str(tmp_path / "bad.json")])
+    assert bad.returncode == InvalidInput.exit_code and "cannot read it from" in " ".join(bad.stderr.split())
+    assert ours.command("SELECT count() FROM customer_sessions") > 0  # the view it had is untouched
+    (tmp_path / "sql.json").write_text(json.dumps({"customer_sessions": {"table": "x; DROP TABLE brands"}}))
+    injected = cli(["init", "--map", str(tmp_path / "sql.json")])
+    assert injected.returncode == InvalidInput.exit_code and "not a plain name" in " ".join(injected.stderr.split())
+    assert ours.command("SELECT count() FROM brands") > 0  # nothing run from the file
+    contract = cli(["contract", "--table", "customer_sessions", "--json"])
+    rows = json.loads(contract.stdout)["inputs"]
+    assert contract.returncode == 0 and {"user_id", "session_start"} <= {r["column"] for r in rows} and all(r["meaning"] for r in rows)
+
+
+def test_every_input_column_of_the_contract_says_what_it_means(db):
+    from ownlens.ml.schema.inputs import INPUTS, describe
+
+    rows = describe(db)
+    assert {r["table"] for r in rows} == {t.name for t in INPUTS}
+    assert [f"{r['table']}.{r['column']}" for r in rows if not r["meaning"]] == []
+    documented = {(t.name, c) for t in INPUTS for c in t.columns}
+    assert documented == {(r["table"], r["column"]) for r in rows}  # no meaning for a column the contract lacks

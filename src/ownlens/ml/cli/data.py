@@ -22,23 +22,66 @@ SELECT name, total_rows FROM system.tables WHERE database = currentDatabase() AN
 FEATURE_DATES = "SELECT DISTINCT feature_date FROM customer_user_features ORDER BY feature_date"
 
 
-@app.command(epilog="Example: ownlens-ml init --dsn chdb:///data/ownlens/warehouse")
-def init(dsn: Dsn = dsn_option()):
+@app.command(epilog="Examples: ownlens-ml init --dsn chdb:///data/ownlens/warehouse\n\n"
+                    "ownlens-ml init --dsn 'clickhouse://user:pw@host:8123/ownlens' --map my_tables.json")
+def init(
+    mapping: Optional[Path] = typer.Option(None, "--map", help="JSON file mapping contract input tables onto your own "
+                                                                "tables (views, no copy): see `ownlens-ml contract`."),
+    dsn: Dsn = dsn_option(),
+):
     """Create (or migrate) every OwnLens table, then check that every table, yours included, has the columns and
-    types OwnLens reads (extra columns are fine); safe to run again."""
+    types OwnLens reads (extra columns are fine); safe to run again. With --map, the input tables it names become
+    views over your tables first."""
     from ownlens.ml import schema
+    from ownlens.ml.schema import inputs
     from ownlens.ml.warehouse import describe_dsn, resolve_dsn
 
+    names = inputs.read_mapping(mapping) if mapping else None
     client = connect(dsn)
     applied = schema.apply(client)
+    mapped = inputs.map_tables(client, names) if names else []
+    if mapped:
+        from ownlens.ml.data.loaders import reload_reference_dictionaries
+
+        reload_reference_dictionaries(client)
     version = schema.current_version(client)
     problems = schema.mismatches(client)
     if problems:
         shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
         raise InvalidInput(f"{len(problems)} difference(s) between the warehouse's tables and what OwnLens reads: {shown}. "
-                           "Alter those tables (or replace them with views that have these columns) and run init again")
+                           "Alter those tables (or map them with --map, or replace them with views that have these columns) "
+                           "and run init again")
     msg = f"applied migrations {applied}" if applied else "already up to date"
-    out.print(f"warehouse {describe_dsn(resolve_dsn(dsn))}: schema version {version} ({msg}); every table matches the contract")
+    views = f"; {len(mapped)} input table(s) read through views: {', '.join(mapped)}" if mapped else ""
+    out.print(f"warehouse {describe_dsn(resolve_dsn(dsn))}: schema version {version} ({msg}){views}; every table matches the contract")
+
+
+@app.command(epilog="Examples: ownlens-ml contract\n\nownlens-ml contract --table customer_sessions --json")
+def contract(
+    table: Optional[str] = typer.Option(None, "--table", help="Only this input table."),
+    dsn: Dsn = dsn_option(),
+    as_json: bool = json_option(),
+):
+    """The input tables OwnLens reads from your warehouse: each column's type and meaning, and which models use the
+    table. Map your own tables onto them with `init --map FILE` (see the README's "Your own data")."""
+    from ownlens.ml.schema import inputs
+
+    if table is not None and table not in inputs.BY_NAME:
+        raise InvalidInput(f"{table!r} is not an input table: choose one of {', '.join(inputs.BY_NAME)}")
+    rows = [r for r in inputs.describe(connect(dsn)) if table is None or r["table"] == table]
+    if as_json:
+        out.print_json(json.dumps({"inputs": rows}))
+        return
+    from rich.table import Table
+
+    for name in dict.fromkeys(r["table"] for r in rows):
+        part = [r for r in rows if r["table"] == name]
+        shown = Table(title=f"{name}: {part[0]['table_meaning']} Used by: {part[0]['used_by']}.", title_justify="left")
+        for column in ("column", "type", "meaning"):
+            shown.add_column(column)
+        for r in part:
+            shown.add_row(r["column"], r["type"], r["meaning"])
+        out.print(shown)
 
 
 @app.command(epilog="Example: ownlens-ml simulate --users 20000 --days 90 --start 2026-01-05 --seed 7")

@@ -12,6 +12,7 @@ from ownlens.ml.errors import InvalidInput, SchemaMissing
 from ownlens.ml.warehouse import table_exists
 
 MIGRATIONS_TABLE = "ownlens_schema_migrations"
+ALTER_TABLE = re.compile(r"^ALTER TABLE\s+([A-Za-z_][A-Za-z0-9_]*)\b", re.IGNORECASE)
 CURRENT_DATABASE = "SELECT currentDatabase()"
 
 
@@ -49,10 +50,14 @@ def apply(client: Client) -> list[int]:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
         raise InvalidInput(f"database name {database!r}: use letters, digits and underscores (it is written into dictionary sources)")
     applied = []
+    views = {r[0] for r in client.query("SELECT name FROM system.tables WHERE database = currentDatabase() AND engine = 'View'").result_rows}
     for version, name, statements in migrations():
         if version <= done:
             continue
         for statement in statements:  # DDL takes no query parameters: {database} is the one name filled in, checked above
+            altered = ALTER_TABLE.match(statement)
+            if altered and altered[1] in views:  # a mapped input table: its view already has every contract column
+                continue
             client.command(statement.replace("{database}", database))
         client.command(
             f"INSERT INTO {MIGRATIONS_TABLE} (version, name) SELECT {{v:UInt32}}, {{n:String}}",
@@ -83,13 +88,11 @@ def _base_type(type_: str) -> str:
     return re.sub(r"^LowCardinality\((.*)\)$", r"\1", type_.strip())
 
 
-def mismatches(client: Client) -> list[str]:
-    """Every way the warehouse's tables differ from the contract (the tables the migrations create, with their
-    columns and types): a missing table or column, or a column of another type (LowCardinality aside). Columns a
-    table has beyond the contract are fine. The contract is built in a scratch database, then dropped."""
+def contract(client: Client) -> list[tuple[str, str, str]] | None:
+    """Every (table, column, type) the migrations define, read from a scratch database they are run in (then
+    dropped); None when the server user may not create one."""
     import uuid
 
-    database = client.command(CURRENT_DATABASE)
     for (stale,) in client.query("SELECT name FROM system.databases WHERE startsWith(name, {p:String})",
                                  parameters={"p": CONTRACT_PREFIX}).result_rows:  # (left by a killed check)
         client.command("DROP DATABASE IF EXISTS {d:Identifier}", parameters={"d": stale})
@@ -99,20 +102,30 @@ def mismatches(client: Client) -> list[str]:
     except Exception as exc:  # a server user without CREATE DATABASE: say so, do not fail init over the check
         logging.getLogger(__name__).warning("contract not checked: cannot create a scratch database (%s)",
                                             (str(exc).splitlines() or [""])[0][:200])
-        return []
+        return None
     try:
         for _, _, statements in migrations():
             for statement in statements:
                 found = TABLE_STATEMENT.match(statement)
                 if found:  # our own DDL, its table name qualified with the scratch database
                     client.command(f"{found[1]} {scratch}.{found[2]}{statement[found.end():]}")
-        contract = client.query(COLUMNS, parameters={"db": scratch}).result_rows
+        return [tuple(r) for r in client.query(COLUMNS, parameters={"db": scratch}).result_rows]
     finally:
         client.command("DROP DATABASE IF EXISTS {d:Identifier}", parameters={"d": scratch})
+
+
+def mismatches(client: Client) -> list[str]:
+    """Every way the warehouse's tables differ from the contract (the tables the migrations create, with their
+    columns and types): a missing table or column, or a column of another type (LowCardinality aside). Columns a
+    table has beyond the contract are fine."""
+    database = client.command(CURRENT_DATABASE)
+    expected = contract(client)
+    if expected is None:
+        return []
     actual = {(t, c): ty for t, c, ty in client.query(COLUMNS, parameters={"db": database}).result_rows}
     tables = {t for t, _ in actual}
     out, missing_tables = [], set()
-    for table, column, type_ in contract:
+    for table, column, type_ in expected:
         if table not in tables:
             if table not in missing_tables:
                 out.append(f"table {table} is missing")
