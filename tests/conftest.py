@@ -45,10 +45,15 @@ TABLES = ("SELECT name FROM system.tables WHERE database = {db:String} AND engin
           "AND name != 'ownlens_schema_migrations'")
 
 
-def copy_of(source, make_db):
-    """A new database with every row of ``source``'s: the same publisher without simulating it again."""
+def copy_of(source, make_db, simulator: bool = True):
+    """A new database with every row of ``source``'s: the same publisher without simulating it again; without
+    ``simulator``, without the simulator's tables, as a real publisher's warehouse is."""
     client = make_db()
+    if simulator:
+        schema.create_simulator_tables(client)
     for (table,) in client.query(TABLES, parameters={"db": source.database}).result_rows:
+        if table.startswith("sim_") and not simulator:
+            continue
         client.command("INSERT INTO {t:Identifier} SELECT * FROM {s:Identifier}.{t:Identifier}",
                        parameters={"t": table, "s": source.database})
     reload_reference_dictionaries(client)

@@ -14,6 +14,7 @@ from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.data.loaders import latest_feature_date, query_frame
 from ownlens.ml.data.quality import check_user_features
+from ownlens.ml.warehouse import table_exists
 
 SUMMARY = """
 SELECT count() AS sessions, uniqExact(user_id) AS users, toDate(min(session_start)) AS first_day,
@@ -131,7 +132,7 @@ def explore(client: Client, out_dir: Path, feature_date: date | None = None) -> 
         client,
         "SELECT avg(churn_probability) AS true_churn, avg(conversion_probability) AS true_conversion, count() AS users "
         "FROM sim_user_truth WHERE feature_date = {d:Date}", {"d": label_d or d},
-    )
+    ) if table_exists(client, "sim_user_truth") else pd.DataFrame({"users": [0]})
 
     sections = []
     sections.append(("Data summary", _table_html(summary.T.rename(columns={0: "value"})) + _table_html(events)))

@@ -17,6 +17,7 @@ from ownlens.ml.data.loaders import query_frame
 from ownlens.ml.features.customer import LABEL_HORIZON_DAYS
 from ownlens.ml.simulation import catalog as cat
 from ownlens.ml.simulation.truth import build_truth
+from ownlens.ml.warehouse import table_exists
 
 SIMULATED = "SELECT count() > 0 FROM sim_runs"
 TRUTH_ROWS = """
@@ -27,7 +28,7 @@ SELECT (SELECT count() FROM sim_user_truth WHERE feature_date = {d:Date}) = (SEL
 
 def simulated(client: Client) -> bool:
     """Whether the warehouse holds a simulation (and so the true answers)."""
-    return bool(int(client.command(SIMULATED)))
+    return table_exists(client, "sim_runs") and bool(int(client.command(SIMULATED)))
 
 
 def ensure_user_truth(client: Client, dates: list[date]) -> bool:
@@ -109,6 +110,8 @@ FROM editorial_content_events AS e WHERE e.event_type = 'article_view' AND e.art
 def reading_scores(client: Client, candidates: pd.DataFrame, users: np.ndarray, d: date, end: date) -> np.ndarray | None:
     """users x candidates: each user's true brand x category reading weights times each candidate's share of its
     brand-category's reads between ``d`` and ``end``; None without a simulation."""
+    if not simulated(client):
+        return None
     truth = query_frame(client, READERS, {"users": list(users)})
     if truth.empty:
         return None
@@ -146,6 +149,8 @@ def ad_revenue(client: Client, users: list[str], d: date, days: int, placements:
     """For ``users`` with ad impressions in the ``days`` from ``d``: their impressions, the true revenue per 1,000
     impressions of each of ``placements`` (users x placements), and the current allocation's placement shares;
     None without a simulation."""
+    if not simulated(client):
+        return None
     truth = query_frame(client, AD_RESPONSIVENESS, {"d": d, "end": d + timedelta(days=days), "users": users})
     if truth.empty:
         return None

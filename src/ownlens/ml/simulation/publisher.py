@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
+from ownlens.ml import schema
 from ownlens.ml.errors import InvalidInput
 from ownlens.ml.simulation import catalog as cat
 from ownlens.ml.simulation import ids, marketing, revenue
@@ -627,6 +628,7 @@ def simulate(client: Client, cfg: SimulationConfig, progress=None) -> dict:
     prediction tables (``ml_*``) are left alone.
     """
     cfg.validate()
+    schema.create_simulator_tables(client)
     for table in DATA_TABLES:
         client.command(f"TRUNCATE TABLE IF EXISTS {table}")
     params = {k: (str(v) if isinstance(v, date) else v) for k, v in asdict(cfg).items()}

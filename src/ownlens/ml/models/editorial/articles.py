@@ -25,6 +25,7 @@ from ownlens.ml.errors import NotFound
 from ownlens.ml.features.editorial import ARTICLE_FEATURES_SELECT, HORIZONS_H, OUTCOME_DAYS, TRACTION, events_span, midnight
 from ownlens.ml.models.editorial.estimator import ArticlePerformanceRegressor
 from ownlens.ml.models.lookup import lookup_frame
+from ownlens.ml.models.oracle import simulated
 from ownlens.ml.models.protocol import Evaluation, TrainingResult
 from ownlens.ml.models.scoring import canonical_key, store_user_predictions
 from ownlens.ml.models.spec import CategoryEncoder
@@ -202,6 +203,8 @@ def _oracle(client: Client, train: pd.DataFrame, test: pd.DataFrame, encoder: Ca
     from ownlens.ml.models.estimators import OwnLensRegressor
     from ownlens.ml.models.spec import matrix
 
+    if not simulated(client):
+        return None
     ids = list(set(train["article_id"]) | set(test["article_id"]))
     truth = query_frame(client, "SELECT s.article_id AS id, s.quality AS appeal FROM sim_articles AS s "
                                 "WHERE s.article_id IN {ids:Array(UUID)}", {"ids": ids})

@@ -30,6 +30,7 @@ from ownlens.ml.errors import InvalidInput, NotFound
 from ownlens.ml.features.editorial import events_span, midnight
 from ownlens.ml.models.editorial.burst import HOURS_PER_WEEK
 from ownlens.ml.models.lookup import lookup_frame
+from ownlens.ml.models.oracle import simulated
 from ownlens.ml.models.protocol import Evaluation, TrainingResult
 from ownlens.ml.models.spec import CategoryEncoder
 from ownlens.ml.models.trained import TrainedModel
@@ -87,6 +88,13 @@ SELECT toString(brand_id) AS brand_id, toString(category_id) AS category_id, toS
 FROM sim_topic_bursts
 WHERE end_at > {from:DateTime} AND start_at < {to:DateTime} AND ({brand:Nullable(UUID)} IS NULL OR brand_id = {brand:Nullable(UUID)})
 """
+
+
+def true_bursts(client: Client, start, end, brand) -> pd.DataFrame:
+    """The simulator's bursts overlapping [start, end) (of one brand, or all); none in a warehouse it never ran in."""
+    if not simulated(client):
+        return pd.DataFrame(columns=["brand_id", "category_id", "topic", "start_s", "end_s", "intensity"])
+    return query_frame(client, TRUTH_SQL, {"from": start, "to": end, "brand": brand})
 
 
 class TrendingItem(BaseModel):
@@ -275,7 +283,7 @@ def _windows(client: Client, test_date, brand_id, seed=0) -> TrendTest:
                        f"from {(start + timedelta(days=2)).date()} to {(end - timedelta(hours=1)).date()}")
     brand = resolve_brand(client, brand_id)
     frame = series(client, d, test_end, brand, ("category", "topic"))
-    bursts = query_frame(client, TRUTH_SQL, {"from": d, "to": test_end, "brand": brand})
+    bursts = true_bursts(client, d, test_end, brand)
     frame = frame.assign(truth=_truth(frame, bursts))
     split = {"kind": "time", "test_date": str(d.date()), "test_end": test_end.isoformat(), "test_rows": len(frame),
              "train_from": start.isoformat(), "train_dates": [str(start.date()), str((d - timedelta(days=1)).date())],
@@ -394,12 +402,12 @@ def realised(client: Client, d) -> dict | None:
     that day: precision and recall per level; None without simulator truth (a real warehouse) or nothing stored."""
     d = as_date(d, "date")
     day = d - timedelta(days=1)
-    if not int(client.command("SELECT count() FROM sim_topic_bursts")):
+    if not simulated(client) or not int(client.command("SELECT count() FROM sim_topic_bursts")):
         return None
     if not int(client.command("SELECT count() FROM editorial_trending WHERE toDate(hour) = {day:Date}", parameters={"day": day})):
         return None
     flagged = query_frame(client, STORED_BURSTS, {"day": day})
-    bursts = query_frame(client, TRUTH_SQL, {"from": midnight(day), "to": midnight(d), "brand": None})
+    bursts = true_bursts(client, midnight(day), midnight(d), None)
     found = detection_metrics(flagged, np.ones(len(flagged), dtype=bool), bursts, 1 / 7)
     keep = ("burst_precision", "burst_recall", "category_burst_precision", "category_burst_recall", "bursts")
     return {k: found[k] for k in keep if found.get(k) is not None} | {"flagged_hours": len(flagged)}
