@@ -89,3 +89,18 @@ def test_expansion_and_lead_scores_are_stored_with_their_context(name, table, tr
                                      "ORDER BY user_id LIMIT 1", d=D)[0]
         records, _ = spec.server(labelled, result.model).records([user], D)
         assert records[0]["funnel_stage"] == stage and 0 <= records[0]["lead_probability"] <= 1
+
+
+@pytest.mark.parametrize("name, compared", [("health", "plan_tier"), ("lead", "touches_last_7d")])
+def test_monitoring_compares_the_stored_inputs_of_models_with_their_own_rows(name, compared, trained, labelled):
+    from ownlens.ml.monitoring.monitor import monitor
+    from ownlens.ml.registry import store
+
+    spec = get(name)
+    store.promote(labelled, name, trained[name].model.version)
+    report = monitor(labelled, spec, D, FEATURE_DATES[0])
+    drift = {d.name: d for d in report.drift}
+    assert set(drift) == set(spec.monitored.columns) and drift[compared].reference_rows > 0 and drift[compared].current_rows > 0
+    stored = rows(labelled, "SELECT count() FROM ml_model_monitoring WHERE model_name = {m:String} AND monitoring_date = {d:Date} "
+                            "AND monitor_type = 'feature_drift'", m=name, d=D)[0][0]
+    assert stored == len(spec.monitored.columns)

@@ -132,3 +132,11 @@ LEAD_FEATURES = FeatureSet(
     history_days=USER_FEATURES.history_days + (("touches_last_30d", 30), ("days_since_last_touch", 30)),
     min_history_days=USER_FEATURES.min_history_days,
 )
+# the lead model's own inputs as stored, what monitoring compares (its user features are the conversion model's)
+LEAD_TOUCHES = FeatureSet(
+    name="lead_touches",
+    table="customer_lead_features",
+    numeric=LEAD_COLUMNS[:4],
+    categorical=LEAD_COLUMNS[4:],
+    history_days=(("touches_last_7d", 7), ("touches_last_30d", 30), ("channels_touched_30d", 30), ("days_since_last_touch", 30)),
+)

@@ -283,6 +283,8 @@ class ModelSpec:
     drivers: int = 0
     # categorical inputs returned and stored with each prediction as they are (lead scoring's funnel stage)
     context: tuple[str, ...] = ()
+    # the stored inputs drift monitoring compares, for a model whose rows come from its own SQL (``source``)
+    monitored: FeatureSet | None = None
 
     options = SUPERVISED_OPTIONS
     lookup_options = None
@@ -306,8 +308,9 @@ class ModelSpec:
 
     @property
     def inputs(self) -> FeatureSet | None:
-        """Stored inputs whose drift monitoring measures (pair features are computed per pair: none stored)."""
-        return self.features if self.source is None else None
+        """Stored inputs whose drift monitoring measures: the features, or what a model with its own rows names
+        (pair features are computed per pair: none stored)."""
+        return self.features if self.source is None else self.monitored
 
     @property
     def input_names(self) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ EXPANSION = ModelSpec(
     level_column="expansion_tier",
     decision_column="will_upgrade",
     drivers=3,
+    monitored=SUBSCRIBER_FEATURES,
     example_keys=subscribers,
 )
 

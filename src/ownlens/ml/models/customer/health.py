@@ -45,6 +45,7 @@ HEALTH = ModelSpec(
     decision_column="at_risk",
     score_column="health_score",
     drivers=3,
+    monitored=SUBSCRIBER_FEATURES,
     example_keys=subscribers,
 )
 

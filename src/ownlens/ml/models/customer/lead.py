@@ -5,7 +5,7 @@ last touch and its channel) and their funnel stage (``features/lead.py``), which
 from functools import partial
 
 from ownlens.ml.features.lead import FUNNEL_STAGES
-from ownlens.ml.features.sets import LEAD_COLUMNS, LEAD_FEATURES, USER_FEATURES
+from ownlens.ml.features.sets import LEAD_COLUMNS, LEAD_FEATURES, LEAD_TOUCHES, USER_FEATURES
 from ownlens.ml.models.estimators import OwnLensClassifier
 from ownlens.ml.models.seed_api import seed_classes
 from ownlens.ml.models.spec import BRAND_FILTER, Bands, RowSource, user_rows
@@ -67,6 +67,7 @@ LEAD = ModelSpec(
     decision_column="is_qualified",
     context=("funnel_stage",),
     drivers=3,
+    monitored=LEAD_TOUCHES,
     example_keys=free_readers,
 )
 
