@@ -6,7 +6,7 @@ import pytest
 from conftest import FEATURE_DATES
 
 from ownlens.ml.models import get
-from ownlens.ml.models.scoring import health_scores
+from ownlens.ml.models.scoring import score_of_probability
 
 D = FEATURE_DATES[1]
 
@@ -63,7 +63,7 @@ def test_health_scores_are_stored_daily_with_band_score_and_drivers(trained, lab
     subscribers = rows(labelled, "SELECT count() FROM customer_subscription_features WHERE feature_date = {d:Date}", d=D)[0][0]
     assert batch["rows"] == len(stored) == subscribers > 0
     p = np.array([r[1] for r in stored])
-    assert [r[2] for r in stored] == health_scores(p).tolist() and all(0 <= r[2] <= 100 for r in stored)
+    assert [r[2] for r in stored] == score_of_probability(p).tolist() and all(0 <= r[2] <= 100 for r in stored)
     assert [r[3] for r in stored] == list(spec.level(p)) and [r[4] for r in stored] == (p >= result.model.threshold).astype(int).tolist()
     assert any(r[5] for r in stored) and all(set(r[5]) <= set(spec.features.columns) and len(r[5]) <= 3 for r in stored)
     # served: the same record as stored

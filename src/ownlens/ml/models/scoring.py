@@ -32,7 +32,7 @@ def _outputs(spec: ModelSpec, values: np.ndarray, threshold: float) -> tuple[np.
     return level, decision
 
 
-def health_scores(values: np.ndarray) -> np.ndarray:
+def score_of_probability(values: np.ndarray) -> np.ndarray:
     """0-100 per probability, 100 where it is 0 (``ModelSpec.score_column``)."""
     return np.rint(100 * (1 - np.clip(values, 0, 1))).astype(np.uint8)
 
@@ -116,7 +116,7 @@ def predict_batch(spec: ModelSpec, client: Client, model: TrainedModel, d: date,
                 columns = {**{k: ("UUID", v) for k, v in ids.items()}, "value": ("Float64", values),
                            "level_code": ("UInt8", codes), "pass_no": ("UInt8", np.full(len(X), number))}
                 if spec.score_column:
-                    columns["score"] = ("UInt8", health_scores(values))
+                    columns["score"] = ("UInt8", score_of_probability(values))
                 if spec.drivers:
                     position = np.array([driver_names.index(f) + 1 for f in m.features])
                     top = m.drivers(X, spec.drivers)
@@ -257,9 +257,6 @@ class Scorer:
 
     FEW_ROWS = 32  # up to this many rows per call, XGBoost's trees are walked by numpy (see compiled.py)
 
-    def _predict_all(self, X: np.ndarray) -> np.ndarray:
-        return self.model.predict_matrix(X) if len(X) else np.array([])
-
     def _predict(self, X: np.ndarray) -> np.ndarray:
         if not len(X):
             return np.array([])
@@ -277,7 +274,7 @@ class Scorer:
         for column in self.spec.context:
             columns[column] = context_values(self.model, X, column)
         if self.spec.score_column:
-            columns[self.spec.score_column] = health_scores(values)
+            columns[self.spec.score_column] = score_of_probability(values)
         if self.spec.drivers:
             columns["top_drivers"] = driver_lists(self.model, X, self.spec.drivers)
         columns["model_version"] = [self.model.version or "unregistered"] * len(values)
@@ -297,7 +294,8 @@ class Scorer:
             frame = lookup_frame(self.client, self.spec, d, keys)
             entities = {c: frame[c].to_numpy() for c in self.spec.entity}
             X = self.model.matrix(frame) if len(frame) else np.empty((0, len(self.model.features)))
-            columns = self._columns(entities, frame["feature_date"].to_numpy(), X, self._predict_all(X), return_proba)
+            values = self.model.predict_matrix(X) if len(X) else np.array([])
+            columns = self._columns(entities, frame["feature_date"].to_numpy(), X, values, return_proba)
         known = set(zip(*(columns[c] for c in self.spec.entity))) if pair else set(columns["user_id"])
         return columns, [k for k in keys if k not in known], pair
 
@@ -344,7 +342,7 @@ class Scorer:
         for column in self.spec.context:
             record[column] = context_values(self.model, hit[2].reshape(1, -1), column)[0]
         if self.spec.score_column:
-            record[self.spec.score_column] = int(health_scores(np.array([value]))[0])
+            record[self.spec.score_column] = int(score_of_probability(np.array([value]))[0])
         if self.spec.drivers:
             record["top_drivers"] = driver_lists(self.model, hit[2].reshape(1, -1), self.spec.drivers)[0]
         record["model_version"] = self.model.version or "unregistered"
