@@ -155,3 +155,18 @@ def test_every_model_trains_and_scores_where_the_simulator_never_ran(sim, make_d
         assert result.metrics, name  # (a primary metric judged against the truth, e.g. ad placement's regret, is absent)
         assert not result.oracle_metrics or all(v != v for v in result.oracle_metrics.values() if isinstance(v, float)), (name, result.oracle_metrics)
         assert model.predict_batch(real, result.model, D1 if model.entity != ("brand_id",) else None)["rows"] > 0, name
+
+
+@pytest.mark.parametrize("name", names())
+def test_every_model_gets_a_drift_report(name, trained, labelled, tmp_path):
+    from ownlens.ml.monitoring.monitor import monitor
+    from ownlens.ml.monitoring.report import write_drift_report
+
+    model = get(name)
+    store.promote(labelled, name, trained[name].model.version)
+    predict(model, labelled, feature_date=D1)  # (monitoring judges stored outputs)
+    report = monitor(labelled, model, D1)
+    page = write_drift_report(labelled, model, report, tmp_path / f"{name}.html").read_text()
+    assert f"Drift report: {name}" in page and "Summary" in page
+    compared = len(report.drift) + (report.prediction_drift is not None)
+    assert page.count("<tr") >= compared  # a row per compared column (and the header)

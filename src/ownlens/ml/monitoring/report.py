@@ -30,11 +30,13 @@ def summary(report: MonitoringReport) -> pd.DataFrame:
     """One row per compared column (the predictions first), largest drift first."""
     drifts = ([report.prediction_drift] if report.prediction_drift else []) + sorted(
         report.drift, key=lambda d: (bool(d.skipped), -(d.size if d.size == d.size else 0)))
+    columns = ["column", "kind", "statistic", "value", "warn at", "alert at", "status", "PSI", "JS", "KS", "reference rows",
+               "current rows", "note"]
     return pd.DataFrame([{
         "column": d.name, "kind": d.kind, "statistic": d.metric, "value": None if d.skipped else d.size,
         "warn at": d.limits[0], "alert at": d.limits[1], "status": d.status, "PSI": d.psi, "JS": d.js, "KS": d.ks_statistic,
         "reference rows": d.reference_rows, "current rows": d.current_rows, "note": d.skipped or ("grows with time" if d.trending else ""),
-    } for d in drifts])
+    } for d in drifts], columns=columns)
 
 
 def _distributions(client: Client, model, report: MonitoringReport) -> list[tuple[Drift, list]]:
@@ -122,10 +124,12 @@ def write_drift_report(client: Client, model, report: MonitoringReport, path: Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     references = ", ".join(str(d) for d in report.references) or "none"
     alerts = report.alerts
+    table = summary(report)
     sections = [("Summary", f"<p>{len(alerts)} past the alert threshold" + (": " + html.escape("; ".join(alerts)) if alerts else "")
                  + ". Numbers are judged by the Wasserstein distance in standard deviations of the reference, categories by "
                  "PSI; JS and KS beside them for reference; no p-values (with enough rows every shift is significant).</p>"
-                 + _table_html(summary(report).set_index("column"), "{:,.3f}"))]
+                 + (_table_html(table.set_index("column"), "{:,.3f}") if len(table) else
+                    "<p>No inputs or predictions to compare for this model and date (see the notes and its realised performance).</p>"))]
     figures = _distribution_figures(plt, _distributions(client, model, report))
     if figures:
         sections.append(("Reference and current distributions, largest drift first", "".join(figures)))
