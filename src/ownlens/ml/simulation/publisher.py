@@ -18,7 +18,7 @@ from ownlens.ml import schema
 from ownlens.ml.errors import InvalidInput
 from ownlens.ml.simulation import catalog as cat
 from ownlens.ml.simulation import ids, marketing, revenue
-from ownlens.ml.warehouse import drop_scratch, scratch_table
+from ownlens.ml.warehouse import drop_scratch, scratch_table, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -617,6 +617,8 @@ UNFINISHED = "SELECT min(created_at) FROM sim_runs GROUP BY run_id HAVING max(co
 
 def unfinished(client: Client):
     """When a simulation started replacing the data and never finished (killed), its start; else None."""
+    if not table_exists(client, "sim_runs"):  # (the simulator never ran here)
+        return None
     rows = client.query(UNFINISHED).result_rows
     return rows[0][0] if rows else None
 
