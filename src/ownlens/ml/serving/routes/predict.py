@@ -128,7 +128,8 @@ async def one(request: Request, name: str, key: str) -> dict:
         record = server.cached_record(as_uuid(key), **options) if server is not None else None
         if record is not None:  # warm: answered from memory with a current version
             deps.resolved(request, deps.metrics).predictions.labels(name, record["model_version"]).inc()
-            production = deps.resolved(request, deps.served).current(name).model.version or "unregistered"
+            current = deps.resolved(request, deps.served).current(name) or server  # (None while a promotion swaps it in)
+            production = current.model.version or "unregistered"
             return {"model": name, "model_version": production, "predictions": [record], "unknown": []}
     body = await run_in_threadpool(predictions, request, name, [lookup], feature_date, options)
     if not body["predictions"]:
