@@ -23,7 +23,7 @@ from datetime import date, datetime, timezone
 from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.errors import InvalidInput, NotFound
-from ownlens.ml.monitoring.drift import PREDICTION_THRESHOLDS, Drift, column_drift, feature_drift
+from ownlens.ml.monitoring.drift import INPUT_THRESHOLDS, PREDICTION_THRESHOLDS, Drift, column_drift, feature_drift
 from ownlens.ml.registry import store
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,43 @@ def monitor(client: Client, model, current: date, reference: date | None = None,
         report.performance = {k: float(v) for k, v in found.items()}
     _write(client, report, model_id)
     _alert(report)
+    return report
+
+
+STORED = """
+SELECT model_version, monitor_type, metric_name, feature_name, metric_value, status, details FROM ml_model_monitoring
+WHERE model_name = {m:String} AND monitoring_date = {d:Date} ORDER BY monitor_type, feature_name, metric_name
+"""
+
+
+def stored(client: Client, model, current: date) -> MonitoringReport:
+    """The report ``monitor`` wrote for ``model`` on ``current``, read back from ml_model_monitoring (what the console
+    shows without monitoring again); :class:`NotFound` when that date was not monitored."""
+    rows = client.query(STORED, parameters={"m": model.name, "d": current}).result_rows
+    if not rows:
+        raise NotFound(f"{model.name} was not monitored on {current}: run `ownlens-ml monitor {model.name} --date {current}`")
+    report = MonitoringReport(model.name, rows[0][0], current, [])
+    performance = {}
+    for _, monitor_type, metric, feature, value, status, details in rows:
+        details = json.loads(details or "{}")
+        if monitor_type == "performance":
+            performance[f"{metric}:{feature}" if feature else metric] = value
+            continue
+        prediction = monitor_type == "prediction_drift"
+        thresholds = (model.prediction_thresholds or PREDICTION_THRESHOLDS) if prediction else (model.input_thresholds or INPUT_THRESHOLDS)
+        references = tuple(date.fromisoformat(str(d)) for d in details.get("references", []))
+        numeric = metric == "wasserstein"
+        drift = Drift(feature, "numeric" if numeric else "categorical", details.get("psi") or 0.0, details.get("js") or 0.0,
+                      details.get("ks_statistic"), details.get("ks_p_value"), int(details.get("reference_rows") or 0),
+                      int(details.get("current_rows") or 0), wasserstein=value if numeric and value == value else None,
+                      trending=status == "trend", skipped=details.get("skipped", ""), thresholds=thresholds,
+                      references=references)
+        report.references = sorted(set(report.references) | set(references))
+        if prediction:
+            report.prediction_drift = drift
+        else:
+            report.drift.append(drift)
+    report.performance = performance or None
     return report
 
 

@@ -164,10 +164,14 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
     app.include_router(models.router)
     app.include_router(health.router)
     add_offline_docs(app)
+    from ownlens.ml.serving.console import add_console
+
+    add_console(app)
     return app
 
 
 DOCS_ASSETS = "/docs-assets"  # Swagger UI and ReDoc, served from the package: /docs works without the internet
+REDOC_CDN_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 
 def add_offline_docs(app: FastAPI) -> None:
@@ -177,9 +181,19 @@ def add_offline_docs(app: FastAPI) -> None:
 
     import fastapi_offline
     from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.responses import Response
     from fastapi.staticfiles import StaticFiles
 
     assets = Path(fastapi_offline.__file__).parent / "static"
+    redoc_js: list[bytes] = []
+
+    @app.get(f"{DOCS_ASSETS}/redoc.standalone.js", include_in_schema=False)
+    async def redoc_script():
+        # ReDoc's sidebar shows Redocly's logo from their CDN: point it at our own icon (relative to /redoc)
+        if not redoc_js:
+            redoc_js.append((assets / "redoc.standalone.js").read_bytes().replace(REDOC_CDN_LOGO, b"docs-assets/favicon.png"))
+        return Response(redoc_js[0], media_type="application/javascript", headers={"cache-control": "max-age=3600"})
+
     app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)

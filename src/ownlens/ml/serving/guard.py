@@ -10,7 +10,10 @@ from ownlens.ml.serving import deps
 
 # open without a key: probes, metrics and the API's own documentation
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
-OPEN_PREFIX = "/docs-assets/"  # the documentation pages' scripts and styles
+OPEN_PREFIX = ("/docs-assets/", "/ui/static/")  # the documentation pages' and the console's scripts and styles
+CONSOLE = "/ui"
+CONSOLE_LOGIN = "/ui/login"
+KEY_COOKIE = b"ownlens_api_key="  # the console's sign-in (see serving/console): the key, in place of the header
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -28,6 +31,26 @@ def _header(scope, name: bytes) -> bytes | None:
     return None
 
 
+def _cookie_key(scope) -> bytes | None:
+    """The API key a console page sends in its sign-in cookie."""
+    cookies = _header(scope, b"cookie")
+    for part in (cookies or b"").split(b";"):
+        part = part.strip()
+        if part.startswith(KEY_COOKIE):
+            from urllib.parse import unquote_to_bytes
+
+            return unquote_to_bytes(part[len(KEY_COOKIE):].strip(b'"'))
+    return None
+
+
+async def _to_login(scope, send) -> None:
+    from urllib.parse import quote
+
+    target = f"{CONSOLE_LOGIN}?next={quote(scope['path'])}".encode()
+    await send({"type": "http.response.start", "status": 303, "headers": [(b"location", target), (b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
+
+
 class Guard:
     """ASGI middleware: 401 before the body for a missing or unknown key (when keys are configured), 413 for a
     body over ``max_body_bytes``."""
@@ -38,13 +61,19 @@ class Guard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        if scope["path"] not in OPEN_PATHS and not scope["path"].startswith(OPEN_PREFIX):
+        path = scope["path"]
+        if path not in OPEN_PATHS and path != CONSOLE_LOGIN and not path.startswith(OPEN_PREFIX):
             from starlette.requests import Request
 
             keys = deps.resolved(Request(scope), deps.settings).api_key_set
             if keys:
                 given = _header(scope, b"x-api-key")
+                console = path == CONSOLE or path.startswith(CONSOLE + "/")
+                if given is None and console:
+                    given = _cookie_key(scope)
                 if given is None or given.decode("latin-1") not in keys:
+                    if console and scope["method"] == "GET":
+                        return await _to_login(scope, send)
                     return await _refuse(send, 401, "Unauthorized", "missing or unknown API key: send it in the X-API-Key header")
         limit = self.max_body_bytes
         declared = _header(scope, b"content-length")
