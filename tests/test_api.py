@@ -113,7 +113,7 @@ def test_metrics_and_api_keys(api, user, labelled):
     http, _, _ = api
     http.post("/predict/churn", json={"user_ids": [user]})
     text = http.get("/metrics").text
-    assert "ownlens_predictions_total" in text and "ownlens_request_seconds_bucket" in text and 'model="churn"' in text
+    assert "ownlens_predictions_total" in text and "ownlens_http_request_duration_seconds_bucket" in text and 'model="churn"' in text
     with TestClient(create_app(Settings(api_keys="k1,k2"), labelled)) as locked:
         assert locked.post("/predict/churn", json={"user_ids": [user]}).status_code == 401
         assert locked.post("/predict/churn", json={"user_ids": [user]}, headers={"X-API-Key": "k2"}).status_code == 200

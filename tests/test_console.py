@@ -220,3 +220,38 @@ def test_pages_name_no_outside_address(warehouse):
         for path, _ in PAGES.values():
             html = http.get(path).text
             assert not re.search(r"(src|href)=['\"]https?://", html), path
+
+
+def test_metrics_follow_prometheus_conventions_and_feed_the_dashboard(warehouse):
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    watermark = datetime.now(timezone.utc) - timedelta(minutes=2)
+    warehouse.insert("ml_inference_watermarks", [["console-test", "churn", watermark, watermark]],
+                     column_names=["worker", "model_name", "watermark", "updated_at"])
+    user = warehouse.query("SELECT entity_id FROM ml_model_predictions WHERE model_name = 'churn' LIMIT 1").result_rows[0][0]
+    with TestClient(create_app(Settings(), warehouse)) as http:
+        assert http.get(f"/predict/churn/{user}").status_code == 200
+        text = http.get("/metrics").text
+    alerts = warehouse.command("SELECT countIf(status = 'alert') FROM ml_model_monitoring WHERE model_name = 'churn' AND "
+                               "monitoring_date = (SELECT max(monitoring_date) FROM ml_model_monitoring WHERE model_name = 'churn')")
+    assert f'ownlens_drift_alerts{{model="churn"}} {float(alerts)}' in text
+    compared = warehouse.query(
+        "SELECT if(monitor_type = 'prediction_drift', 'prediction', feature_name), metric_name FROM ml_model_monitoring "
+        "WHERE model_name = 'churn' AND monitor_type != 'performance' AND isFinite(metric_value) AND monitoring_date = "
+        "(SELECT max(monitoring_date) FROM ml_model_monitoring WHERE model_name = 'churn')").result_rows
+    for column, statistic in compared:  # every column compared on the latest date, none skipped
+        assert f'ownlens_drift{{column="{column}",model="churn",statistic="{statistic}"}}' in text
+    assert f'ownlens_drift{{column="active_days",model="churn"' not in text or ("active_days", "wasserstein") in compared
+    assert "ownlens_warehouse_up 1.0" in text and "process_resident_memory_bytes" in text and "python_gc_objects_collected_total" in text
+    lag = float(re.search(r'ownlens_realtime_worker_lag_seconds\{model="churn",worker="console-test"\} ([0-9.e+]+)', text).group(1))
+    assert 110 < lag < 600
+    assert 'ownlens_http_request_duration_seconds_bucket{le="0.002",method="GET",route="/predict/churn/{user_id}",status="200"}' in text
+    exported = set(re.findall(r"^# TYPE (\w+) ", text, flags=re.M))
+    root = Path(__file__).parent.parent / "deploy"
+    dashboard = json.loads((root / "grafana" / "ownlens-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += re.findall(r"expr: (.+)", (root / "prometheus" / "ownlens-rules.yml").read_text())
+    used = {m for e in exprs for m in re.findall(r"\b((?:ownlens|process|python)_[a-z_]+)\b", e)}
+    base = {re.sub(r"_(bucket|count|sum|total)$", "", m) for m in used}
+    assert base <= {re.sub(r"_total$", "", m) for m in exported}, base - exported  # every series they read is exported

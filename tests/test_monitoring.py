@@ -258,3 +258,59 @@ def test_the_drift_report_shows_each_input_against_the_reference_and_over_time(d
     page = write_drift_report(drifted, CHURN, report, tmp_path / "drift.html").read_text()
     assert page.count("<img") >= 2 and "sessions_last_7d" in page and "Drift over the dates monitored" in page
     assert "http://" not in page and "https://" not in page  # nothing loaded from the internet
+
+
+@pytest.mark.parametrize("fmt", ["json", "slack", "alertmanager"])
+def test_alerts_are_posted_in_the_shape_the_receiver_accepts(steady, monkeypatch, fmt):
+    import http.server
+    import json
+    import threading
+
+    from ownlens.ml.monitoring.drift import Thresholds
+
+    received = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append((self.path, self.headers["Content-Type"], json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    path = {"json": "/hook", "slack": "/services/T0/B0/x", "alertmanager": "/api/v2/alerts"}[fmt]
+    monkeypatch.setenv("OWNLENS_ALERT_WEBHOOK", f"http://127.0.0.1:{server.server_port}{path}")
+    monkeypatch.setenv("OWNLENS_ALERT_WEBHOOK_FORMAT", fmt)
+    strict = replace(CHURN, input_thresholds=Thresholds(wasserstein_warn=0.0, wasserstein_alert=0.0, psi_warn=0.0, psi_alert=0.0))
+    try:
+        report = monitor(steady, strict, AFTER, BEFORE)
+    finally:
+        server.shutdown()
+    assert report.alerts and len(received) == 1 and received[0][:2] == (path, "application/json")
+    body = received[0][2]
+    if fmt == "json":
+        assert body == {"model": "churn", "date": str(AFTER), "alerts": report.alerts}
+    elif fmt == "slack":
+        assert set(body) == {"text"} and "churn" in body["text"] and f"{len(report.alerts)} past the alert threshold" in body["text"]
+    else:  # Alertmanager's API v2: a list of alerts, each with labels, annotations and RFC 3339 times
+        from datetime import datetime
+
+        assert len(body) == len(report.alerts)
+        for alert in body:
+            assert alert["labels"]["alertname"] == "OwnLensDrift" and alert["labels"]["model"] == "churn"
+            assert set(alert) == {"labels", "annotations", "startsAt", "endsAt"} and alert["annotations"]["summary"]
+            assert datetime.fromisoformat(alert["endsAt"]) > datetime.fromisoformat(alert["startsAt"])
+        assert {a["labels"]["column"] for a in body} == {a.split(":")[0] for a in report.alerts}
+
+
+def test_a_misspelt_webhook_format_is_refused_before_anything_is_written(steady, monkeypatch):
+    from ownlens.ml.errors import InvalidInput
+
+    monkeypatch.setenv("OWNLENS_ALERT_WEBHOOK_FORMAT", "teams")
+    before = steady.command("SELECT count() FROM ml_model_monitoring")
+    with pytest.raises(InvalidInput, match="OWNLENS_ALERT_WEBHOOK_FORMAT='teams' is not a format: use one of json, slack, alertmanager"):
+        monitor(steady, CHURN, AFTER, BEFORE)
+    assert steady.command("SELECT count() FROM ml_model_monitoring") == before

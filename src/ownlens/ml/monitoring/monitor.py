@@ -7,15 +7,13 @@ dates, pooled), so the demo, ``monitor`` and ``serve``'s schedule give a date th
 only on reference dates with the history its window needs (``FeatureSet.history_days``); with none, it is
 ``skipped``. Once the outcomes of ``current`` are known, the model says how its stored outputs did
 (``model.realised``). Re-running for the same model and date replaces its rows. Alerts go to the log and, when
-``OWNLENS_ALERT_WEBHOOK`` is set, to that URL as JSON. The schedule (``pipelines/monitoring.py``) calls it.
+``OWNLENS_ALERT_WEBHOOK`` is set, to that URL (see ``monitoring/alerts.py``). The schedule (``pipelines/monitoring.py``) calls it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import urllib.request
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timezone
@@ -23,6 +21,7 @@ from datetime import date, datetime, timezone
 from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.monitoring import alerts as alerting
 from ownlens.ml.monitoring.drift import INPUT_THRESHOLDS, PREDICTION_THRESHOLDS, Drift, column_drift, feature_drift
 from ownlens.ml.registry import store
 
@@ -120,6 +119,7 @@ def monitor(client: Client, model, current: date, reference: date | None = None,
     rows). ``reference``: one date to compare with instead of the version's training data."""
     if reference is not None and reference >= current:
         raise InvalidInput(f"the reference date {reference} must be before {current}")
+    alerting.webhook_format()  # a misspelt format is refused before anything is written
     references = [reference] if reference is not None else reference_dates(client, model, current, version)
     if model.inputs is not None:
         for d in (*references, current):
@@ -154,7 +154,7 @@ def monitor(client: Client, model, current: date, reference: date | None = None,
             model_id = rows[0][0] if rows and rows[0][0] else None
         report.performance = {k: float(v) for k, v in found.items()}
     _write(client, report, model_id)
-    _alert(report)
+    alerting.send(report)
     return report
 
 
@@ -224,20 +224,3 @@ def _write(client: Client, report: MonitoringReport, model_id) -> None:
         client.insert("ml_model_monitoring", rows, column_names=[
             "monitoring_id", "model_id", "model_name", "model_version", "monitoring_date", "monitor_type", "metric_name",
             "feature_name", "metric_value", "threshold", "status", "details", "created_at"])
-
-
-def _alert(report: MonitoringReport) -> None:
-    alerts = report.alerts
-    if not alerts:
-        return
-    names = [a.split(":")[0] for a in alerts]
-    log.warning("drift alert for %s on %s against %s: %d past the threshold (%s%s)", report.model, report.current,
-                ", ".join(str(d) for d in report.references), len(alerts), ", ".join(names[:5]), ", ..." if len(names) > 5 else "")
-    url = os.environ.get("OWNLENS_ALERT_WEBHOOK")
-    if url:
-        body = json.dumps({"model": report.model, "date": str(report.current), "alerts": alerts}).encode()
-        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-        try:
-            urllib.request.urlopen(request, timeout=5).close()
-        except OSError as exc:  # an unreachable webhook must not fail the monitoring run
-            log.warning("alert webhook %s failed: %s", url, exc)

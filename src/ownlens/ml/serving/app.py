@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
 
         app.state.client = client or connect(settings.dsn)
         app.state.models = ServedModels(app.state.client, settings.feature_cache_ttl_s)
+        metrics.watch(app.state.client)
         stop = threading.Event()
         threads = [threading.Thread(target=_realtime_loop, args=(app, name, stop, realtime_interval_s),
                                     name=f"ownlens-realtime-{name}", daemon=True) for name in realtime or []]
