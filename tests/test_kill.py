@@ -130,3 +130,55 @@ def test_an_ab_readout_killed_mid_way_then_again_records_one_result(env):
                            "\"SELECT count() FROM ml_model_ab_tests FINAL WHERE test_name = 'k'\"))"],
                           env=env, capture_output=True, text=True, timeout=300)
     assert rows.stdout.strip() == "1"
+
+
+def test_commands_and_notebooks_use_the_warehouse_through_serve_while_it_holds_it(env):
+    """With the embedded default, `serve` holds the warehouse; the CLI and the Python API go through it (its
+    /warehouse endpoint, found by the hand-off file next to the warehouse) instead of failing, API keys or not."""
+    import socket
+    import urllib.request
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    handoff = os.path.join(env["OWNLENS_HOME"], "warehouse", ".ownlens-serve.json")
+    server = subprocess.Popen([sys.executable, "-m", "ownlens.ml.cli", "serve", "--port", str(port), "--monitor-every", "0"],
+                              env={**env, "OWNLENS_API_KEYS": "secret"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while not os.path.exists(handoff) and time.time() < deadline and server.poll() is None:
+            time.sleep(0.2)
+        assert os.path.exists(handoff), server.stderr.read().decode()[-2000:] if server.poll() is not None else "no hand-off file"
+        assert oct(os.stat(handoff).st_mode & 0o777) == "0o600"  # the token is the warehouse: its user's alone
+        status = cli(["status", "--json"], env)
+        assert status.returncode == 0, status.stderr[-2000:]
+        assert json.loads(status.stdout)["feature_dates"] == [D0, D1]
+        trained = cli(["train", "churn", "--json"], env)
+        assert trained.returncode == 0, trained.stderr[-2000:]
+        version = json.loads(trained.stdout)["version"]
+        for args in (["predict", "churn", "--date", D1], ["monitor", "churn", "--date", D1], ["models", "promote", "churn", version]):
+            done = cli(args, env)
+            assert done.returncode == 0, (args, done.stderr[-2000:])
+        served = json.loads(urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{port}/models/churn", headers={"X-API-Key": "secret"}), timeout=30).read())
+        assert served["version"] == version  # the server sees what the CLI did, in the same warehouse
+        notebook = subprocess.run([sys.executable, "-c", "from ownlens.ml.warehouse import connect\n"
+                                   "from ownlens.ml.models import get\nfrom ownlens.ml.pipelines.inference import lookup\n"
+                                   "c = connect()\nusers = c.query_df('SELECT toString(user_id) AS u FROM customer_user_features "
+                                   f"WHERE feature_date = {{d:Date}} LIMIT 3', parameters={{'d': '{D1}'}})['u'].tolist()\n"
+                                   "print(len(lookup(get('churn'), c, users, feature_date='" + D1 + "')))"],
+                                  env=env, capture_output=True, text=True, timeout=300)
+        assert notebook.returncode == 0 and notebook.stdout.strip() == "3", notebook.stderr[-2000:]
+        after = fingerprint(env)  # through the server as well: one row per key, no scratch tables left
+        assert all(rows == keys for rows, keys in (v for k, v in after.items() if isinstance(v, list) and len(v) == 2 and k != "scratch"))
+        assert after["scratch"] == [] and after["running"] == 0
+        refused = urllib.request.Request(f"http://127.0.0.1:{port}/warehouse/?query=SELECT%201", data=b"")
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            urllib.request.urlopen(refused, timeout=30)  # no token: no SQL, whatever the API keys
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    assert os.path.exists(handoff)  # killed: the hand-off file stays behind, and is ignored
+    alone = cli(["status", "--json"], env)
+    assert alone.returncode == 0 and json.loads(alone.stdout)["feature_dates"] == [D0, D1]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import uuid
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
@@ -92,13 +94,56 @@ def _connect_embedded(parsed) -> Client:
             raise WarehouseUnavailable(
                 f"this process already has another embedded warehouse open; one process can open one chDB directory (wanted {path})"
             ) from exc
+        shared = _through_server(path, database)
+        if shared is not None:
+            return shared
         raise WarehouseUnavailable(
             f"the embedded warehouse at {path} is in use by another process (only one process may open it): "
-            "stop that process, or point OWNLENS_DSN at a ClickHouse server to share one warehouse"
+            "stop that process, or run `ownlens-ml serve` as the one that holds it (other commands then go through it), "
+            "or point OWNLENS_DSN at a ClickHouse server to share one warehouse"
         ) from exc
     if database:
         client.command("CREATE DATABASE IF NOT EXISTS {db:Identifier}", parameters={"db": database})
         client.database = database
+    return client
+
+
+SHARED_PREFIX = "/warehouse"  # where `ownlens-ml serve` shares the embedded warehouse it holds
+HANDOFF = ".ownlens-serve.json"  # next to the warehouse: that server's address, process and token (mode 0600)
+
+
+def handoff_path(warehouse_path: str) -> Path:
+    return Path(warehouse_path) / HANDOFF
+
+
+def read_handoff(warehouse_path: str) -> dict | None:
+    """The address and token of the server holding the warehouse, if its hand-off file is there and it is alive."""
+    try:
+        found = json.loads(handoff_path(warehouse_path).read_text())
+        os.kill(int(found["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return found
+
+
+def _through_server(path: str, database: str | None) -> Client | None:
+    """A client that reaches the embedded warehouse at ``path`` through the ``ownlens-ml serve`` holding it (its
+    hand-off file names its address and token), or None when no live server does."""
+    found = read_handoff(path)
+    if found is None:
+        return None
+    url = urlparse(found["url"])
+    try:
+        client = clickhouse_connect.get_client(host=url.hostname, port=url.port, interface=url.scheme, proxy_path=SHARED_PREFIX,
+                                               database=database or "default", compress=False, autogenerate_session_id=False,
+                                               headers={"X-OwnLens-Warehouse-Token": found["token"]},
+                                               send_receive_timeout=max(get_settings().warehouse_timeout_s, 600))
+    except (OperationalError, DatabaseError, OSError) as exc:
+        raise WarehouseUnavailable(f"the embedded warehouse at {path} is held by `ownlens-ml serve` at {found['url']}, "
+                                   f"which did not answer: {_first_line(exc)[:200]}") from exc
+    if database:
+        client.command("CREATE DATABASE IF NOT EXISTS {db:Identifier}", parameters={"db": database})
+    log.info("using the embedded warehouse through the server holding it", extra={"fields": {"server": found["url"]}})
     return client
 
 

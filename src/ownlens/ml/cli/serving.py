@@ -22,8 +22,9 @@ def serve(
                                                       "promote it if it scores at least as well as production on the same rows."),
     dsn: Dsn = dsn_option(),
 ):
-    """Run the REST API (OpenAPI docs at /docs). With the embedded warehouse this process holds it, and runs
-    scheduled monitoring (and any --realtime workers) itself."""
+    """Run the REST API (OpenAPI docs at /docs, the web console at /ui). With the embedded warehouse this process
+    holds it, runs scheduled monitoring (and any --realtime workers) itself, and lets other commands and notebooks
+    on this machine use the warehouse through it while it runs."""
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one request, one thread: no oversubscription on small machines
@@ -41,8 +42,9 @@ def serve(
     schema.require(client)
     settings = get_settings()
     console.print(f"serving on http://{host}:{port} (docs at /docs)" + (" with API keys" if settings.api_key_set else ""))
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     app_ = create_app(settings, client, realtime=list(realtime or []), monitor_interval_s=monitor_every * 60 or None,
-                      retrain_on_alert=retrain_on_alert)
+                      retrain_on_alert=retrain_on_alert, share_warehouse_at=f"http://{local}:{port}")
     log.info("serving", extra={"fields": {"url": f"http://{host}:{port}", "api_keys": bool(settings.api_key_set)}})
     # log_config=None: uvicorn's own warnings go through the handler --log-json set up, one JSON object per line
     uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False, log_config=None)

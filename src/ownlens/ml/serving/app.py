@@ -92,7 +92,7 @@ def _monitoring_loop(app: FastAPI, stop, interval_s: float, retrain: bool) -> No
 
 def create_app(settings: Settings | None = None, client: Client | None = None, realtime: list[str] | None = None,
                realtime_interval_s: float = 10.0, monitor_interval_s: float | None = None,
-               retrain_on_alert: bool = False) -> FastAPI:
+               retrain_on_alert: bool = False, share_warehouse_at: str | None = None) -> FastAPI:
     """The API over ``client`` (default: a client for the configured DSN, opened at start-up).
 
     ``realtime`` names models whose real-time worker runs in a background thread of this process, and
@@ -118,12 +118,17 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
                                     name=f"ownlens-realtime-{name}", daemon=True) for name in realtime or []]
         threads.append(threading.Thread(target=_refresh_loop, args=(app, stop), name="ownlens-registry", daemon=True))
         threads.append(threading.Thread(target=_warm_up, args=(app,), name="ownlens-warm-up", daemon=True))
+        shared = _share_warehouse(app, share_warehouse_at)
         if monitor_interval_s:
             threads.append(threading.Thread(target=_monitoring_loop, args=(app, stop, monitor_interval_s, retrain_on_alert),
                                             name="ownlens-monitoring", daemon=True))
         for thread in threads:
             thread.start()
         yield
+        if shared is not None:
+            from ownlens.ml.serving.warehouse_proxy import remove_handoff
+
+            remove_handoff(*shared)
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
@@ -134,6 +139,7 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
     app.state.settings = settings
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes)  # inside the request log: refusals are logged too
     app.add_middleware(RequestLog, metrics=metrics)
+    app.add_middleware(SharedWarehouse, owner=app)  # outermost: warehouse traffic is neither API requests nor logged as them
 
     @app.exception_handler(OwnLensError)
     async def ownlens_error(request: Request, exc: OwnLensError):
@@ -169,6 +175,43 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
 
     add_console(app)
     return app
+
+
+WAREHOUSE_PREFIX = "/warehouse"
+
+
+class SharedWarehouse:
+    """ASGI middleware: /warehouse (exactly, or below it; no slash redirect, which would lose a streamed insert's
+    body) goes to the embedded warehouse's proxy while this server shares it, else 404; everything else to the app."""
+
+    def __init__(self, app, owner: FastAPI):
+        self.app, self.owner = app, owner
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == WAREHOUSE_PREFIX or path.startswith(WAREHOUSE_PREFIX + "/")):
+            return await self.app(scope, receive, send)
+        proxy = getattr(self.owner.state, "warehouse_proxy", None)
+        if proxy is None:
+            body = b'{"error": "NotFound", "detail": "this server does not share its warehouse (only serve on an embedded one does)"}'
+            await send({"type": "http.response.start", "status": 404,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await proxy(scope, receive, send)
+
+
+def _share_warehouse(app: FastAPI, url: str | None) -> tuple[str, str] | None:
+    """Open the /warehouse endpoint and write the hand-off file when this server holds an embedded warehouse."""
+    path = getattr(app.state.client, "path", None)
+    if not url or not path or path.startswith(":memory:"):
+        return None
+    from ownlens.ml.serving.warehouse_proxy import WarehouseProxy, write_handoff
+
+    token = write_handoff(path, url)
+    app.state.warehouse_proxy = WarehouseProxy(path, token)
+    log.info("sharing the embedded warehouse", extra={"fields": {"url": f"{url}{WAREHOUSE_PREFIX}", "warehouse": path}})
+    return path, token
 
 
 DOCS_ASSETS = "/docs-assets"  # Swagger UI and ReDoc, served from the package: /docs works without the internet

@@ -266,15 +266,19 @@ def abtests_page(request: Request, client=Depends(deps.warehouse)):
 
 
 @router.get("/abtests/{name}", response_class=HTMLResponse)
-def abtest_page(request: Request, name: str, client=Depends(deps.warehouse)):
-    """One test: the live readout of a running test (recomputed now), the stored one of a concluded test."""
+def abtest_page(request: Request, name: str, refresh: bool = False, client=Depends(deps.warehouse)):
+    """One test: a running test's readout, current with the data (recomputed and stored when anything it reads
+    changed since it was last computed, or on ``refresh``), the stored one of a concluded test."""
     from ownlens.ml.monitoring import abtest
 
     try:
         test = next((t for t in queries.ab_tests(client) if t["name"] == name), None)
         if test is None:
             raise NotFound(f"no A/B test named {name!r}: the A/B tests page lists them")
-        results = abtest.analyse(client, name) if test["status"] == "running" else test["results"]
+        results = test["results"]
+        if test["status"] == "running" and (refresh or not results.get("test") or queries.readout_outdated(client, test["updated_at"])):
+            results = abtest.status(client, name)[1]  # scoring every compared user with both versions: seconds at 1M
+            test["updated_at"] = None
         arms = []
         for arm, found in sorted((results.get("arms") or {}).items()):
             right = round(found["accuracy"] * found["users"])
