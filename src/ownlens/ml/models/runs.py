@@ -1,17 +1,16 @@
 """Training runs of any model: recorded in ml_model_training_runs (failed ones too), registered as a candidate
-version, mirrored to MLflow when it is configured."""
+version, mirrored to MLflow when it is configured (``registry/mlflow_mirror.py``)."""
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 import traceback
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
-import numpy as np
 from clickhouse_connect.driver.client import Client
 
 from ownlens.ml import __version__
@@ -53,7 +52,9 @@ def train(model, client: Client, *, register: bool = True, description: str = ""
         run.update({"model_id": result.model.model_id, "model_version": result.model.version, "metrics": metrics,
                     "data_snapshot": result.split, "parameters": {**run["parameters"], **result.model.info.get("params", {})}})
         result.run_id = run["run_id"]
-        _log_to_mlflow(model.name, result.model, run, metrics)
+        mirrored = _log_to_mlflow(model.name, result.model, run, metrics)
+        if mirrored:
+            result.extra["mlflow_run_id"] = mirrored
         return result
 
 
@@ -95,23 +96,14 @@ def recorded_run(client: Client, name: str, parameters: dict):
         _live_runs.discard(run["run_id"])
 
 
-def _log_to_mlflow(name: str, model: "trained.TrainedModel", run: dict, metrics: dict) -> None:
-    """Mirror the run to MLflow when MLFLOW_TRACKING_URI is set (optional extra)."""
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        return
-    try:
-        import mlflow
-    except ImportError:
-        log.warning("MLFLOW_TRACKING_URI is set but mlflow is not installed: pip install 'ownlens[mlflow]'")
-        return
-    try:
-        mlflow.set_experiment(f"ownlens-{name}")
-        with mlflow.start_run(run_name=f"{name}-{model.version}"):
-            mlflow.log_params({k: str(v) for k, v in run["parameters"].items()})
-            mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and np.isfinite(v)})
-            if model.info.get("artifact_uri") and os.path.exists(model.info["artifact_uri"]):
-                mlflow.log_artifact(model.info["artifact_uri"])
-    except Exception as exc:  # the warehouse registry is the record; a mirror's failure must not fail training
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        log.warning("logging %s %s to MLflow at %s failed (the warehouse registry has it): %s", name,
-                    model.version, os.environ["MLFLOW_TRACKING_URI"], first[:300])
+PYFUNC_CODE = Path(__file__).with_name("mlflow_pyfunc.py")  # MLflow loads it as code: nothing pickled
+
+
+def _log_to_mlflow(name: str, model: "trained.TrainedModel", run: dict, metrics: dict) -> str | None:
+    """Mirror the run and the version to MLflow when MLFLOW_TRACKING_URI is set (optional extra)."""
+    from ownlens.ml.registry import mlflow_mirror
+
+    if not mlflow_mirror.configured():
+        return None
+    return mlflow_mirror.log_training(name, model.version or "", run["parameters"], metrics, model.info.get("artifact_uri"),
+                                      model.info.get("artifact_sha256"), list(model.features), PYFUNC_CODE)

@@ -17,6 +17,7 @@ from ownlens.ml.models.protocol import TrainingResult
 from ownlens.ml.models.reports import write_report
 from ownlens.ml.models.runs import train
 from ownlens.ml.pipelines.promotion import challenge
+from ownlens.ml.registry import mlflow_mirror
 
 
 def report_dir(model, version: str | None) -> Path:
@@ -33,6 +34,7 @@ def train_model(model, client: Client, *, promote: bool = False, report: bool = 
     summary = result.summary()
     if report:
         summary["report"] = str(write_report(model, result, report_dir(model, result.model.version)))
+        mlflow_mirror.log_report(result.extra.get("mlflow_run_id"), Path(summary["report"]))
     if promote and register:
         duel = challenge(model, client, result)
         summary.update({"promotion": duel, "stage": "production" if duel["promoted"] else "candidate"})

@@ -16,6 +16,7 @@ import pandas as pd
 from clickhouse_connect.driver.client import Client
 
 from ownlens.ml.errors import InvalidInput, NotFound
+from ownlens.ml.registry import mlflow_mirror
 from ownlens.ml.registry.artifacts import read_artifact, write_artifact
 from ownlens.ml.settings import get_settings
 
@@ -155,6 +156,7 @@ def _set_stage(client: Client, row: dict, stage: str) -> None:
     _write(client, row)
     client.insert("ml_model_stage_events", [[row["model_name"], row["model_version"], stage, row["updated_at"]]],
                   column_names=["model_name", "model_version", "stage", "changed_at"])
+    mlflow_mirror.log_stage(row["model_name"], row["model_version"], stage)
 
 
 def promote(client: Client, name: str, version: str, stage: str = "production") -> dict:
