@@ -11,6 +11,8 @@ import pytest
 
 from ownlens.ml.models import names
 
+ROOT = Path(__file__).parent.parent
+
 DEPLOY = Path(__file__).parents[1] / "deploy"
 
 
@@ -39,3 +41,44 @@ def test_the_daily_script_is_valid_bash_and_executable():
     script = DEPLOY / "daily.sh"
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     assert script.stat().st_mode & 0o111
+
+
+def _cli_accepts(args: list[str]) -> subprocess.CompletedProcess:
+    """Whether the CLI parses ``args`` (its options and values, then --help instead of running)."""
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "ownlens.ml.cli", *args, "--help"], capture_output=True, text=True, timeout=120)
+
+
+def test_the_compose_file_runs_ownlens_against_the_clickhouse_service_it_starts():
+    yaml = pytest.importorskip("yaml")
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    services = compose["services"]
+    server = services["clickhouse"]
+    assert server["image"].startswith("clickhouse/clickhouse-server:")  # the official image
+    ours = {name: s for name, s in services.items() if s.get("image") == "ownlens-ml"}
+    assert set(ours) == {"init", "api", "scheduler", "ownlens"}
+    from urllib.parse import urlparse
+
+    for name, service in ours.items():
+        dsn = urlparse(service["environment"]["OWNLENS_DSN"].replace("${CLICKHOUSE_PASSWORD:-change-me}", "pw"))
+        assert (dsn.scheme, dsn.hostname, dsn.port, dsn.path.strip("/"), dsn.username) == (
+            "http", "clickhouse", 8123, server["environment"]["CLICKHOUSE_DB"], server["environment"]["CLICKHOUSE_USER"]), name
+        assert service["volumes"] == ["ownlens-home:/data"]  # artifacts the scheduler writes are the ones the API loads
+        command = service["command"]
+        if command[0] == "ownlens-ml":
+            accepted = _cli_accepts(command[1:])
+            assert accepted.returncode == 0, (name, accepted.stderr[-500:])
+    assert "deploy/daily.sh" in services["scheduler"]["command"][-1]
+    assert services["api"]["ports"] == ["8000:8000"] and "--host" in services["api"]["command"]
+
+
+def test_the_dockerfile_installs_the_package_and_serves_it_unprivileged():
+    import json
+
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    copies = [line.split()[1:-1] for line in lines if line.startswith("COPY ")]
+    assert all((ROOT / path).exists() for paths in copies for path in paths)  # everything it copies is in the repository
+    assert "RUN pip install ." in lines and "USER ownlens" in lines
+    command = json.loads(next(line for line in lines if line.startswith("CMD ["))[4:])
+    assert command[0] == "ownlens-ml" and _cli_accepts(command[1:]).returncode == 0
