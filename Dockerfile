@@ -14,7 +14,7 @@ ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 OWNLEN
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install .
+RUN pip install ".[reports]"
 COPY deploy ./deploy
 
 # artifacts and reports live in /data (a volume shared by the API and the scheduler); never run as root

@@ -316,3 +316,22 @@ def test_init_names_a_table_that_differs_from_the_contract(make_db, warehouse_pa
     result = in_process(f"chdb://{warehouse_path}?database={client.database}", capsys, monkeypatch)(["init"])
     assert result.returncode == InvalidInput.exit_code
     assert "brands.brand_id is String; the contract says UUID" in " ".join(result.stderr.split()), result.stderr
+
+
+def test_a_server_install_without_the_extras_says_what_to_install_and_writes_reports_without_figures(labelled, trained, tmp_path, monkeypatch):
+    """`pip install ownlens` without [embedded] or [reports]: the embedded DSN and the exploration report name the
+    extra they need; training and drift reports are written without their figures."""
+    from ownlens.ml.data.exploration import explore
+    from ownlens.ml.errors import InvalidInput
+    from ownlens.ml.models import get
+    from ownlens.ml.models.reports import write_report
+    from ownlens.ml.warehouse import connect
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what `import matplotlib` meets where it is not installed
+    page = write_report(get("churn"), trained["churn"], tmp_path / "report").read_text()
+    assert "roc_auc" in page and "<img" not in page and "pip install 'ownlens[reports]'" in page
+    with pytest.raises(InvalidInput, match=r"need matplotlib: pip install 'ownlens\[reports\]'"):
+        explore(labelled, tmp_path / "exploration")
+    monkeypatch.setitem(sys.modules, "chdb", None)
+    with pytest.raises(InvalidInput, match=r"the embedded warehouse needs chDB.*pip install 'ownlens\[embedded\]'"):
+        connect(f"chdb://{tmp_path}/elsewhere")

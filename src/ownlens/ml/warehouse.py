@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -81,6 +82,12 @@ def _connect_embedded(parsed) -> Client:
     if not path or not path.startswith("/"):
         raise InvalidInput(f"embedded DSN needs an absolute path, like chdb:///home/me/.ownlens/warehouse (got {urlunparse(parsed)!r})")
     database = parse_qs(parsed.query).get("database", [None])[0]
+    if importlib.util.find_spec("chdb") is None:  # a server install (no `embedded` extra): a running serve may hold it
+        shared = _through_server(path, database)
+        if shared is not None:
+            return shared
+        raise InvalidInput("the embedded warehouse needs chDB, which this install does not have: pip install "
+                           "'ownlens[embedded]', or set OWNLENS_DSN=http://user:pass@host:8123/db for a ClickHouse server")
     problem = _unusable(path)
     if problem:
         raise InvalidInput(f"the embedded warehouse path {path[:120]}{'...' if len(path) > 120 else ''} {problem}: "

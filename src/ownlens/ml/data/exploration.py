@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
+from ownlens.ml.errors import InvalidInput
 from ownlens.ml.data.loaders import latest_feature_date, query_frame
 from ownlens.ml.data.quality import check_user_features
 from ownlens.ml.warehouse import table_exists
@@ -89,6 +90,26 @@ def correlations(client: Client, d: date, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(np.array(matrix, dtype=float), index=columns, columns=columns)
 
 
+REPORTS_EXTRA = "pip install 'ownlens[reports]'"
+
+
+def pyplot():
+    """matplotlib's pyplot (Agg backend), or None where the ``reports`` extra is not installed: training and drift
+    reports are then written without their figures, and the exploration report asks for the extra."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def no_figures_note() -> tuple[str, str]:
+    return ("Figures", f"<p>The figures of this report need matplotlib: {REPORTS_EXTRA}.</p>")
+
+
 def _figure_html(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
@@ -104,10 +125,9 @@ def _table_html(frame: pd.DataFrame, floatfmt: str = "{:,.4g}") -> str:
 
 def explore(client: Client, out_dir: Path, feature_date: date | None = None) -> Path:
     """Write ``report.html`` (plus CSVs of its tables) to ``out_dir``; returns the report path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
+    if plt is None:
+        raise InvalidInput(f"the exploration report is mostly figures, which need matplotlib: {REPORTS_EXTRA}")
 
     d = feature_date or latest_feature_date(client)
     out_dir.mkdir(parents=True, exist_ok=True)

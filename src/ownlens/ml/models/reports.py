@@ -117,18 +117,19 @@ def importance_plots(model: TrainedModel, test: pd.DataFrame, plt) -> list[tuple
 def write_report(model, result, out_dir: Path, baselines: dict | None = None) -> Path:
     """Write ``report.html``, ``metrics.json`` and ``comparison.csv`` for a model's evaluation (a TrainingResult, or
     a registered version's Evaluation wrapped in one); returns the report's path."""
-    import matplotlib
+    from ownlens.ml.data.exploration import no_figures_note, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
     table = comparison(model, result.metrics, result.oracle_metrics, baselines)
     sections = [("Metrics against the oracle and the seed targets",
                  _table_html(table) + "<p>oracle: the same metric computed from the simulator's truth on exactly these "
                  "test rows: the best any model could reach.</p>")]
-    sections += model.plots(result, plt) if model.plots else []
-    plt.close("all")
+    if plt is None:
+        sections.append(no_figures_note())
+    else:
+        sections += model.plots(result, plt) if model.plots else []
+        plt.close("all")
     (out_dir / "metrics.json").write_text(json.dumps(
         {"model": model.name, "version": result.model.version, "split": result.split, "metrics": result.metrics,
          "oracle": result.oracle_metrics, "baselines": baselines}, indent=2, default=str))

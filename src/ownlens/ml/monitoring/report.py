@@ -114,12 +114,9 @@ def _history_figure(client: Client, model, report: MonitoringReport, plt) -> str
 
 def write_drift_report(client: Client, model, report: MonitoringReport, path: Path) -> Path:
     """Write the report of ``report`` (``monitor.monitor``'s result, already in ml_model_monitoring) to ``path``."""
-    import matplotlib
+    from ownlens.ml.data.exploration import _table_html, no_figures_note, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ownlens.ml.data.exploration import _table_html
+    plt = pyplot()
 
     path.parent.mkdir(parents=True, exist_ok=True)
     references = ", ".join(str(d) for d in report.references) or "none"
@@ -130,16 +127,19 @@ def write_drift_report(client: Client, model, report: MonitoringReport, path: Pa
                  "PSI; JS and KS beside them for reference; no p-values (with enough rows every shift is significant).</p>"
                  + (_table_html(table.set_index("column"), "{:,.3f}") if len(table) else
                     "<p>No inputs or predictions to compare for this model and date (see the notes and its realised performance).</p>"))]
-    figures = _distribution_figures(plt, _distributions(client, model, report))
+    figures = _distribution_figures(plt, _distributions(client, model, report)) if plt is not None else []
     if figures:
         sections.append(("Reference and current distributions, largest drift first", "".join(figures)))
-    history = _history_figure(client, model, report, plt)
+    history = _history_figure(client, model, report, plt) if plt is not None else None
     if history:
         sections.append(("Drift over the dates monitored", history))
+    if plt is None:
+        sections.append(no_figures_note())
     sections += [("Notes", "".join(f"<p>{html.escape(n)}</p>" for n in report.notes))] if report.notes else []
     if report.performance:
         sections.append(("Realised performance", _table_html(pd.DataFrame([report.performance]), "{:,.4f}")))
-    plt.close("all")
+    if plt is not None:
+        plt.close("all")
     body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
     path.write_text(
         "<!doctype html><html><head><meta charset='utf-8'><title>OwnLens drift report</title><style>"

@@ -89,7 +89,7 @@ def run_all(client: Client, options: RunOptions | None = None, progress=None) ->
     scoring_date = summary.feature_dates[-1]
     if not (options.skip_exploration or options.models_only):
         say("writing the exploration report")
-        from ownlens.ml.data.exploration import explore
+        from ownlens.ml.data.exploration import REPORTS_EXTRA, explore, pyplot
         from ownlens.ml.models.oracle import ensure_user_truth
 
         labelled = summary.feature_dates[-2] if len(summary.feature_dates) > 1 else scoring_date
@@ -97,7 +97,10 @@ def run_all(client: Client, options: RunOptions | None = None, progress=None) ->
         def exploration():
             ensure_user_truth(client, [labelled])  # the true rates beside the observed ones, on a simulation
             return str(explore(client, reports_dir / "exploration", labelled))
-        summary.reports["exploration"] = str(_timed(summary, "exploration", exploration))
+        if pyplot() is None:  # a server install without the reports extra: everything else still runs
+            summary.steps.append(("exploration", f"skipped: its figures need matplotlib ({REPORTS_EXTRA})", 0.0))
+        else:
+            summary.reports["exploration"] = str(_timed(summary, "exploration", exploration))
 
     for model in models:
         say(f"training {model.name}")
