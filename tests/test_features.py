@@ -170,3 +170,44 @@ def test_exploration_draws_no_label_rates_for_open_windows(sim, make_db, tmp_pat
     assert len(known) == len(FEATURE_DATES) and known["churn_rate"].between(0.01, 0.9).all()
     page = (tmp_path / "report.html").read_text()
     assert f"from {late} on have no rates" in page and f"by brand ({FEATURE_DATES[-1]})" in page
+
+
+def test_the_dbt_project_is_the_feature_sql_and_builds_the_same_rows(sim, make_db):
+    """deploy/dbt is what `features dbt` generates from the current code, and its models, rendered as dbt renders
+    them and run on the warehouse, give exactly the rows `features build` wrote."""
+    from pathlib import Path
+
+    import jinja2
+
+    from ownlens.ml.features import dbt
+
+    project = Path(__file__).parent.parent / "deploy" / "dbt"
+    for relative, text in dbt.files().items():
+        assert (project / relative).read_text() == text, f"deploy/dbt/{relative} is stale: ownlens-ml features dbt --out deploy/dbt"
+    d = FEATURE_DATES[1]
+    scratch = make_db(init=False)
+    contract = sim.query("SELECT table, name FROM system.columns WHERE database = {db:String} AND name != 'computed_at' ORDER BY table, position",
+                         parameters={"db": sim.database}).result_rows
+    for name in dbt.MODELS:
+        sql = jinja2.Environment().from_string(dbt.model_sql(name)).render(
+            var=lambda _: str(d), config=lambda **_: "", source=lambda _, table: f"{sim.database}.{table}",
+            ref=lambda model: f"{scratch.database}.{model}")
+        scratch.command(f"CREATE TABLE {name} ENGINE = Memory AS {sql}")
+        made = [c for (c,) in scratch.query("SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} "
+                                            "AND name != 'computed_at' ORDER BY position", parameters={"db": scratch.database, "t": name}).result_rows]
+        assert made == [c for t, c in contract if t == name], name  # the table's own columns, by name: dbt inserts by name
+    for table, column, day, key in (("customer_user_features", "feature_date", d, "user_id"),
+                                    ("customer_user_labels", "feature_date", d, "user_id"),
+                                    ("customer_session_summary_daily", "date", d - timedelta(days=1), "brand_id")):
+        columns = scratch.query("SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String} "
+                                "AND name != 'computed_at' ORDER BY position", parameters={"db": scratch.database, "t": table}).result_rows
+        # floats within 1e-9: features build adds a day's sums to the stored state, dbt sums all history at once,
+        # and sums in another order differ in the last bits
+        same = " AND ".join(f"abs(o.`{c}` - t.`{c}`) <= 1e-9 * greatest(1, abs(o.`{c}`))" if "Float" in kind
+                            else f"isNotDistinctFrom(o.`{c}`, t.`{c}`)" for c, kind in columns)
+        ours = f"(SELECT * FROM {sim.database}.{table} WHERE {column} = {{day:Date}})"
+        rows = sim.command(f"SELECT count() FROM {ours}", parameters={"day": day})
+        assert rows > 0 and scratch.command(f"SELECT count() FROM {table}") == rows, table
+        differing = sim.command(f"SELECT count() FROM {ours} AS o FULL OUTER JOIN {scratch.database}.{table} AS t ON o.{key} = t.{key} "
+                                f"WHERE NOT ({same}) SETTINGS join_use_nulls = 1", parameters={"day": day})
+        assert differing == 0, table

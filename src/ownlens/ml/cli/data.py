@@ -185,6 +185,22 @@ def features_quality(
         raise typer.Exit(1)
 
 
+@features_app.command("dbt", epilog="Example: ownlens-ml features dbt --out deploy/dbt")
+def features_dbt(
+    out_dir: Path = typer.Option(..., "--out", help="Folder to write the dbt project into (its files are replaced)."),
+    as_json: bool = json_option("the files written"),
+):
+    """Write the customer feature SQL as a dbt-clickhouse project (the SELECTs `features build` runs, with the
+    feature date as a dbt variable), for teams that build their tables with dbt."""
+    from ownlens.ml.features import dbt
+
+    written = [str(p) for p in dbt.write(out_dir)]
+    if as_json:
+        out.print_json(json.dumps({"project": str(out_dir), "files": written}))
+    else:
+        out.print(f"dbt project written to {out_dir} ({len(written)} files): cd {out_dir} && dbt run --vars '{{feature_date: 2026-03-09}}'")
+
+
 @app.command(epilog="Example: ownlens-ml explore --date 2026-02-01 --out reports/exploration")
 def explore(
     on: Optional[str] = typer.Option(None, "--date", help="Feature date to describe (default: latest built)."),

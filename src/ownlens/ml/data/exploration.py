@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from ownlens.ml.errors import InvalidInput
 from ownlens.ml.data.loaders import latest_feature_date, query_frame
 from ownlens.ml.data.quality import check_user_features
+from ownlens.ml.errors import InvalidInput
 from ownlens.ml.warehouse import table_exists
 
 SUMMARY = """

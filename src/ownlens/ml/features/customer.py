@@ -53,7 +53,7 @@ FROM (
     SELECT
         s.user_id AS user_id,
         min(s.session_start) AS first_session,
-        argMin(s.brand_id, s.session_start) AS first_brand_id,
+        argMin(s.brand_id, (s.session_start, s.brand_id)) AS first_brand_id,  -- ties broken by brand: reproducible
         max(s.session_start) AS last_session,
         count() AS total_sessions,
         sum(s.total_events) AS total_events,
@@ -225,8 +225,10 @@ SELECT
         GROUP BY user_id HAVING min(session_start) >= {day:Date}
     )) AS new_users,
     avg(session_duration_sec) AS avg_session_duration_sec,
-    sum(total_events), sum(page_views), sum(article_views), sum(video_plays),
-    sum(newsletter_signups), sum(subscriptions), sum(ad_impressions), sum(ad_clicks), sum(ad_revenue),
+    sum(total_events) AS total_events, sum(page_views) AS total_page_views, sum(article_views) AS total_article_views,
+    sum(video_plays) AS total_video_plays, sum(newsletter_signups) AS total_newsletter_signups,
+    sum(subscriptions) AS total_subscriptions, sum(ad_impressions) AS total_ad_impressions,
+    sum(ad_clicks) AS total_ad_clicks, sum(ad_revenue) AS total_ad_revenue,
     now() AS computed_at
 FROM customer_sessions
 WHERE session_start >= {day:Date} AND session_start < {day:Date} + 1
