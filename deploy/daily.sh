@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The daily OwnLens run, for cron (deploy/cron/ownlens.cron) or any scheduler: build the features of DAY (data before
 # it: run it after midnight UTC for yesterday's data), score every model with its production version, and monitor
-# each (drift report under $OWNLENS_HOME/reports/drift/). Retraining is the weekly job: `ownlens-ml run --models-only
+# each (drift report under $OWNLENS_HOME/reports/drift/), then bring the running A/B tests' readouts up to date. Retraining is the weekly job: `ownlens-ml run --models-only
 # --skip-features`. Each step replaces what it wrote for DAY, so a failed run is simply run again.
 #
 #   deploy/daily.sh [DAY]        (DAY: YYYY-MM-DD, default today in UTC; the DSN from OWNLENS_DSN)
@@ -31,4 +31,7 @@ for model in $models; do
         *) log "monitor $model $day" "failed ($status)"; [ "$failed" -eq 0 ] && failed=$status ;;
     esac
 done
+# the running A/B tests' readouts, so the console shows them current at once (each only if its data changed)
+if "$cli" abtest refresh --json > /dev/null; then log "abtest readouts $day" ok
+else status=$?; log "abtest readouts $day" "failed ($status)"; [ "$failed" -eq 0 ] && failed=$status; fi
 exit "$failed"

@@ -53,6 +53,30 @@ def test_create_status_conclude(labelled, versions):
         abtest.conclude(labelled, "churn-ab")
 
 
+def test_a_readout_is_stored_and_recomputed_only_when_its_data_changes(labelled, versions, make_db):
+    import time
+
+    from ownlens.ml.registry import store
+
+    good, weak = versions
+    client = copy_of(labelled, make_db)
+    abtest.create(client, "churn-kept", "churn", weak, good, split=0.5, start=FEATURE_DATES[0])
+    time.sleep(1.1)  # the copy's parts were written this second: a readout computed in it counts as outdated once
+    first = abtest.readout(client, "churn-kept")
+    assert first[2] and first[1]["test"]["verdict"]  # computed (and stored) the first time
+    again = abtest.readout(client, "churn-kept")
+    assert not again[2] and again[1]["test"]["verdict"] == first[1]["test"]["verdict"]  # then read back
+    assert abtest.refresh_running(client) == []  # nothing it reads changed
+    time.sleep(1.1)
+    store.promote(client, "churn", weak)  # the registry is one of the tables a readout reads
+    time.sleep(1.1)
+    assert abtest.refresh_running(client) == ["churn-kept"]
+    assert not abtest.readout(client, "churn-kept")[2]
+    assert abtest.readout(client, "churn-kept", refresh=True)[2]  # the console's "recompute"
+    abtest.conclude(client, "churn-kept")
+    assert abtest.refresh_running(client) == [] and not abtest.readout(client, "churn-kept")[2]
+
+
 def test_bad_tests_are_refused(labelled, versions):
     good, _ = versions
     with pytest.raises(NotFound, match="has no version '9.9.9'"):

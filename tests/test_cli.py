@@ -196,9 +196,10 @@ ON_THE_WAREHOUSE = {
     ("features", "build"): ["--date", "2026-02-01"], ("features", "quality"): [], ("models", "list"): [],
     ("models", "show"): ["churn"], ("models", "promote"): ["churn", "1.0.0"], ("models", "rollback"): ["churn"],
     ("abtest", "create"): ["t", "--model", "churn", "--a", "1.0.0", "--b", "1.1.0"],
-    ("abtest", "status"): ["t"], ("abtest", "conclude"): ["t"],
+    ("abtest", "status"): ["t"], ("abtest", "conclude"): ["t"], ("abtest", "refresh"): [],
 }
-MAKES_ITS_OWN = {("init",), ("simulate",), ("demo",), ("contract",)}  # these create the schema themselves (contract: in a scratch database)
+# these create the schema themselves (contract: in a scratch database), or use no warehouse (features dbt writes files)
+MAKES_ITS_OWN = {("init",), ("simulate",), ("demo",), ("contract",), ("features", "dbt")}
 
 
 def test_every_command_on_a_warehouse_without_the_schema_says_run_init(cli):

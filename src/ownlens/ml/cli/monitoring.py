@@ -161,6 +161,19 @@ def abtest_status(name: str = typer.Argument(..., help="The test's name."), as_j
     _abtest_report(name, results)
 
 
+@abtest_app.command("refresh", epilog="Example: ownlens-ml abtest refresh --json")
+def abtest_refresh(as_json: bool = json_option(), dsn: Dsn = dsn_option()):
+    """Recompute the stored readout of every running test whose data changed since it was computed (the daily job
+    runs it, so the console shows current readouts at once)."""
+    from ownlens.ml.monitoring import abtest
+
+    done = abtest.refresh_running(connect(dsn))
+    if as_json:
+        out.print_json(json.dumps({"recomputed": done}))
+    else:
+        out.print(f"recomputed: {', '.join(done)}" if done else "every running test's readout is current")
+
+
 @abtest_app.command("conclude", epilog="Example: ownlens-ml abtest conclude churn-v2")
 def abtest_conclude(
     name: str = typer.Argument(..., help="The test's name."),

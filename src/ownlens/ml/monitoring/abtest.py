@@ -117,6 +117,40 @@ def status(client: Client, name: str) -> tuple[ABTest, dict]:
     return updated, results
 
 
+# whether a table a readout reads (labels, features, events, recommendations, the registry) was written after the
+# test's readout was last stored (a part's time has whole seconds: counted as the end of its second)
+READOUT_OUTDATED = """
+SELECT (SELECT max(modification_time) + 1 FROM system.parts
+        WHERE database = currentDatabase() AND active AND (endsWith(table, '_labels') OR endsWith(table, '_features')
+              OR table IN ('customer_events', 'customer_recommendations', 'ml_model_registry')))
+       > (SELECT max(updated_at) FROM ml_model_ab_tests FINAL WHERE test_name = {n:String})
+"""
+RUNNING_TESTS = "SELECT DISTINCT test_name FROM ml_model_ab_tests FINAL WHERE status = 'running' ORDER BY test_name"
+
+
+def readout(client: Client, name: str, refresh: bool = False) -> tuple[ABTest, dict, bool]:
+    """A test's readout, current with the data: a running test's stored one while nothing it reads has changed
+    since it was computed, else computed (seconds at 1M users: every compared user scored by both versions) and
+    stored now; a concluded test's final one. Returns the test, the readout and whether it was computed now."""
+    test = get(client, name)
+    if test.status != "running":
+        return test, test.results, False
+    if not refresh and test.results.get("test") and not client.command(READOUT_OUTDATED, parameters={"n": name}):
+        return test, test.results, False
+    updated, results = status(client, name)
+    return updated, results, True
+
+
+def refresh_running(client: Client) -> list[str]:
+    """Bring every running test's stored readout up to date (the daily job and serve's schedule call it, so the
+    console shows a current readout at once); returns the tests recomputed."""
+    done = []
+    for (name,) in client.query(RUNNING_TESTS).result_rows:
+        if readout(client, name)[2]:
+            done.append(name)
+    return done
+
+
 def conclude(client: Client, name: str, alpha: float = 0.05) -> ABTest:
     """Final analysis: the winner is the better arm when there is enough data and p < ``alpha``, else 'none'."""
     test = get(client, name)

@@ -40,7 +40,8 @@ def retrain_on_alert(client: Client, model, report: MonitoringReport) -> dict | 
 
 def scheduled_pass(client: Client, done: set, retrain: bool = False) -> list[MonitoringReport]:
     """One pass over every registered model: drift on the latest feature date, and realised performance on each
-    date whose stored outputs can now be judged and have no performance rows yet.
+    date whose stored outputs can now be judged and have no performance rows yet; then the running A/B tests'
+    readouts, where their data changed.
 
     ``done`` holds the (model, date) pairs this process has already monitored, so a pass with nothing new costs
     a few small queries; it is updated in place. ``retrain``: see :func:`retrain_on_alert`.
@@ -71,4 +72,11 @@ def scheduled_pass(client: Client, done: set, retrain: bool = False) -> list[Mon
             except (InvalidInput, NotFound) as exc:
                 log.info("monitoring %s on %s skipped: %s", name, d, exc)
             done.add((name, d))
+    try:  # the running A/B tests' readouts, recomputed only when what they read changed
+        from ownlens.ml.monitoring.abtest import refresh_running
+
+        for test in refresh_running(client):
+            log.info("A/B readout of %s recomputed", test)
+    except Exception:  # noqa: BLE001 - a readout's trouble must not stop monitoring
+        log.exception("refreshing the A/B readouts failed; tried again next pass")
     return reports

@@ -275,9 +275,8 @@ def abtest_page(request: Request, name: str, refresh: bool = False, client=Depen
         test = next((t for t in queries.ab_tests(client) if t["name"] == name), None)
         if test is None:
             raise NotFound(f"no A/B test named {name!r}: the A/B tests page lists them")
-        results = test["results"]
-        if test["status"] == "running" and (refresh or not results.get("test") or queries.readout_outdated(client, test["updated_at"])):
-            results = abtest.status(client, name)[1]  # scoring every compared user with both versions: seconds at 1M
+        _, results, computed = abtest.readout(client, name, refresh=refresh)
+        if computed:
             test["updated_at"] = None
         arms = []
         for arm, found in sorted((results.get("arms") or {}).items()):

@@ -111,11 +111,6 @@ WHERE r.user_id = {u:UUID}
   AND r.recommendation_date = (SELECT max(recommendation_date) FROM customer_recommendations WHERE user_id = {u:UUID})
 ORDER BY r.rank LIMIT 10
 """
-READOUT_INPUTS_CHANGED = """
-SELECT max(modification_time) > {computed:DateTime64(3, 'UTC')} FROM system.parts
-WHERE database = currentDatabase() AND active AND (endsWith(table, '_labels') OR endsWith(table, '_features')
-      OR table IN ('customer_events', 'customer_recommendations', 'ml_model_registry'))
-"""
 EXAMPLE_USER = """
 SELECT entity_id FROM ml_model_predictions WHERE model_name = {m:String} AND entity_type = 'user' AND prediction_date = {d:Date}
 LIMIT 1
@@ -286,12 +281,6 @@ def ab_tests(client: Client) -> list[dict]:
     return [{"name": r[0], "model": r[1], "version_a": r[2], "version_b": r[3], "split": r[4], "status": r[5], "start": r[6],
              "end": r[7], "winner": r[8], "results": json.loads(r[9] or "{}"), "updated_at": r[10]}
             for r in client.query(AB_TESTS).result_rows]
-
-
-def readout_outdated(client: Client, computed_at) -> bool:
-    """Whether a table an A/B readout reads (labels, features, events, recommendations, the registry) was written
-    after the readout was computed."""
-    return bool(client.command(READOUT_INPUTS_CHANGED, parameters={"computed": computed_at}))
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
