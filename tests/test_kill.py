@@ -173,6 +173,12 @@ def test_commands_and_notebooks_use_the_warehouse_through_serve_while_it_holds_i
         after = fingerprint(env)  # through the server as well: one row per key, no scratch tables left
         assert all(rows == keys for rows, keys in (v for k, v in after.items() if isinstance(v, list) and len(v) == 2 and k != "scratch"))
         assert after["scratch"] == [] and after["running"] == 0
+        import base64
+
+        token = json.load(open(handoff))["token"]
+        as_password = urllib.request.Request(f"http://127.0.0.1:{port}/warehouse?query=SELECT%2042", data=b"",
+                                             headers={"Authorization": "Basic " + base64.b64encode(f"default:{token}".encode()).decode()})
+        assert urllib.request.urlopen(as_password, timeout=30).read() == b"42\n"  # any ClickHouse HTTP client, token as password
         refused = urllib.request.Request(f"http://127.0.0.1:{port}/warehouse/?query=SELECT%201", data=b"")
         with pytest.raises(urllib.error.HTTPError, match="401"):
             urllib.request.urlopen(refused, timeout=30)  # no token: no SQL, whatever the API keys

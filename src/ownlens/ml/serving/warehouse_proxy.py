@@ -5,7 +5,9 @@ clickhouse-connect's own HTTP client (queries with server-side parameters, comma
 The server writes a hand-off file next to the warehouse (``.ownlens-serve.json``, readable by its user only) with
 its address and a random token; :func:`ownlens.ml.warehouse.connect` finds it when the warehouse is locked and
 connects through the server instead of failing, so the CLI, cron jobs and notebooks keep working while it runs.
-The token, not the API keys, guards this endpoint: it is the whole warehouse, SQL included.
+The token, not the API keys, guards this endpoint: it is the whole warehouse, SQL included. Any ClickHouse HTTP
+client may use it with the token as its password (dbt-clickhouse, a SQL IDE: host and port of the server, path
+/warehouse).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class WarehouseProxy:
         if scope["type"] != "http":
             return
         headers = dict(scope["headers"])
-        if not hmac.compare_digest(headers.get(TOKEN_HEADER, b""), self.token):
+        if not hmac.compare_digest(_token(headers), self.token):
             return await _respond(send, 401, b"missing or wrong warehouse token: connect with ownlens.ml.warehouse.connect()\n")
         path = scope["path"][len(PREFIX):] if scope["path"].startswith(PREFIX) else scope["path"]
         if path.rstrip("/") == "/ping":
@@ -163,6 +165,25 @@ class WarehouseProxy:
         finally:
             os.unlink(tmp.name)
         return 200, [_summary(result)], b""
+
+
+def _token(headers: dict) -> bytes:
+    """The token a client sends: our header, or as the password of any ClickHouse HTTP client (X-ClickHouse-Key or
+    basic auth), so tools such as dbt-clickhouse or a SQL IDE can use the shared warehouse too."""
+    if TOKEN_HEADER in headers:
+        return headers[TOKEN_HEADER]
+    if b"x-clickhouse-key" in headers:
+        return headers[b"x-clickhouse-key"]
+    auth = headers.get(b"authorization", b"")
+    if auth[:6].lower() == b"basic ":
+        import base64
+        import binascii
+
+        try:
+            return base64.b64decode(auth[6:].strip()).partition(b":")[2]
+        except (binascii.Error, ValueError):
+            return b""
+    return b""
 
 
 def _summary(result) -> tuple[bytes, bytes]:
