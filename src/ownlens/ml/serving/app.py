@@ -26,6 +26,7 @@ from ownlens.ml.serving.guard import Guard
 from ownlens.ml.serving.metrics import Metrics, RequestLog
 from ownlens.ml.serving.schemas import MAX_BATCH  # noqa: F401  (the request limit, part of the API)
 from ownlens.ml.settings import Settings, get_settings
+from ownlens.ml.warehouse import SHARED_PREFIX as WAREHOUSE_PREFIX
 from ownlens.ml.warehouse import as_ownlens_error
 
 log = logging.getLogger("ownlens.api")
@@ -175,9 +176,6 @@ def create_app(settings: Settings | None = None, client: Client | None = None, r
 
     add_console(app)
     return app
-
-
-WAREHOUSE_PREFIX = "/warehouse"
 
 
 class SharedWarehouse:

@@ -13,7 +13,8 @@ OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/docs
 OPEN_PREFIX = ("/docs-assets/", "/ui/static/")  # the documentation pages' and the console's scripts and styles
 CONSOLE = "/ui"
 CONSOLE_LOGIN = "/ui/login"
-KEY_COOKIE = b"ownlens_api_key="  # the console's sign-in (see serving/console): the key, in place of the header
+KEY_COOKIE_NAME = "ownlens_api_key"  # the console's sign-in (see serving/console): the key, in place of the header
+KEY_COOKIE = f"{KEY_COOKIE_NAME}=".encode()
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 

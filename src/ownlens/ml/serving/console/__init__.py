@@ -25,10 +25,10 @@ from ownlens.ml.errors import InvalidInput, NotFound, OwnLensError
 from ownlens.ml.models import MODELS
 from ownlens.ml.serving import deps
 from ownlens.ml.serving.console import charts, queries
+from ownlens.ml.serving.guard import KEY_COOKIE_NAME as KEY_COOKIE
 
 HERE = Path(__file__).parent
 PREFIX = "/ui"
-KEY_COOKIE = "ownlens_api_key"
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals.update(charts=charts, version=__version__, prefix=PREFIX)
 templates.env.filters["num"] = lambda v, digits=4: "" if v is None else (f"{v:,}" if isinstance(v, int) else f"{v:.{digits}f}")
