@@ -105,4 +105,4 @@ def demo(
         ("simulated", f"{sim['users']:,} users, {sim['sessions']:,} sessions, {sim['events']:,} events, {sim['from']} .. {sim['to']}"),
     ])
     out.print("next: ownlens-ml models list · ownlens-ml predict churn --user ID · ownlens-ml predict recommendation --user ID · "
-              "ownlens-ml monitor churn · ownlens-ml serve (REST API, docs at /docs) · python: ChurnPredictor().predict(user_id)")
+              "ownlens-ml monitor churn · ownlens-ml serve (the console at /ui, REST API docs at /docs) · python: ChurnPredictor().predict(user_id)")

@@ -41,7 +41,7 @@ def serve(
     client = connect(dsn)  # fail here, with the usual one-line error, if the warehouse is unreachable or held
     schema.require(client)
     settings = get_settings()
-    console.print(f"serving on http://{host}:{port} (docs at /docs)" + (" with API keys" if settings.api_key_set else ""))
+    console.print(f"serving on http://{host}:{port} (the console at /ui, docs at /docs)" + (" with API keys" if settings.api_key_set else ""))
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     app_ = create_app(settings, client, realtime=list(realtime or []), monitor_interval_s=monitor_every * 60 or None,
                       retrain_on_alert=retrain_on_alert, share_warehouse_at=f"http://{local}:{port}")
