@@ -14,6 +14,7 @@ def test_each_version_is_a_loadable_mlflow_model_with_its_metrics_report_and_sta
     from ownlens.ml.pipelines.training import train_model
     from ownlens.ml.registry import store
 
+    monkeypatch.chdir(tmp_path)  # MLflow puts artifacts under ./mlruns: never in the repository
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)  # read from the environment
     client = copy_of(labelled, make_db)
@@ -36,10 +37,11 @@ def test_each_version_is_a_loadable_mlflow_model_with_its_metrics_report_and_sta
     assert promoted.version == mv.version and promoted.tags["ownlens_stage"] == "production"
 
 
-def test_a_failing_mirror_never_fails_training(labelled, trained, make_db, monkeypatch, caplog):
+def test_a_failing_mirror_never_fails_training(labelled, trained, make_db, monkeypatch, caplog, tmp_path):
     from ownlens.ml.models import get
     from ownlens.ml.models.runs import train
 
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
