@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
+from contextlib import contextmanager
 from datetime import date
 
 import pytest
@@ -39,6 +40,31 @@ def make_db(warehouse_path):
         return client
 
     return make
+
+
+@contextmanager
+def serving(app):
+    """``app`` under uvicorn on a free loopback port, in a thread: yields its base URL (what a client's socket sees)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 TABLES = ("SELECT name FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree' "

@@ -5,13 +5,11 @@ accepted and what refused). A short run here; BENCHMARKS.md has the long one."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
+from conftest import serving
 
 from ownlens.ml.registry import store
 from ownlens.ml.serving.app import create_app
@@ -20,23 +18,10 @@ from ownlens.ml.settings import Settings
 
 @pytest.fixture(scope="module")
 def contract(labelled, trained):
-    import uvicorn
-
     for name, result in trained.items():
         store.promote(labelled, name, result.model.version)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(api_keys=None), labelled), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serving(create_app(Settings(api_keys=None), labelled)) as url:
+        yield url
 
 
 def test_generated_requests_find_no_server_error_and_no_contract_breach(contract, tmp_path):

@@ -7,13 +7,10 @@ import html
 import os
 import re
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
-from conftest import FEATURE_DATES, copy_of
+from conftest import FEATURE_DATES, copy_of, serving
 from fastapi.testclient import TestClient
 
 from ownlens.ml.models import get
@@ -59,21 +56,8 @@ def warehouse(labelled, trained, make_db):
 
 @pytest.fixture(scope="module")
 def server(warehouse):
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    app = create_app(Settings(api_keys=KEY), warehouse)
-    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    while not running.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(timeout=30)
+    with serving(create_app(Settings(api_keys=KEY), warehouse)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
