@@ -109,6 +109,29 @@ def test_promotion_is_picked_up_without_restart(api, user, monkeypatch):
         time.sleep(0.05)
 
 
+def test_an_idle_server_checks_the_registry_with_one_query_a_pass(api, monkeypatch):
+    _, labelled, first_version = api
+    models = served_models.ServedModels(labelled)
+    for name in ("churn", "engagement", "conversion"):
+        models.server(name)
+    models.refresh()  # the first pass checks every model
+    import threading
+
+    calls, me, query = [], threading.get_ident(), labelled.query  # (the API's own refresher shares the client)
+    monkeypatch.setattr(labelled, "query", lambda *a, **k: (threading.get_ident() == me and calls.append(a[0])) or query(*a, **k))
+    models.refresh()
+    assert calls == [served_models.REGISTRY_STAMP]  # nothing changed: one small query, the versions marked current
+    assert models.current("churn") is not None
+    other = next(v for v in store.versions(labelled, "churn")["model_version"] if v != first_version)
+    store.promote(labelled, "churn", other)
+    try:
+        calls.clear()
+        models.refresh()
+        assert len(calls) > 1 and models.server("churn").model.version == other  # a change: every model re-checked
+    finally:
+        store.promote(labelled, "churn", first_version)
+
+
 def test_metrics_and_api_keys(api, user, labelled):
     http, _, _ = api
     http.post("/predict/churn", json={"user_ids": [user]})
