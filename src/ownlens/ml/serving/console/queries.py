@@ -56,6 +56,18 @@ INNER JOIN (SELECT model_name, max(monitoring_date) AS latest_date FROM ml_model
     USING model_name
 GROUP BY model_name
 """
+LATEST_STATUSES = """
+SELECT m.model_name, m.status, count() FROM ml_model_monitoring AS m
+INNER JOIN (SELECT model_name, max(monitoring_date) AS latest FROM ml_model_monitoring GROUP BY model_name) AS l
+    ON l.model_name = m.model_name AND l.latest = m.monitoring_date
+WHERE m.monitor_type != 'performance' GROUP BY m.model_name, m.status
+"""
+LATEST_PERFORMANCE = """
+SELECT model_name, if(feature_name = '', metric_name, concat(metric_name, ':', feature_name)) AS metric,
+       max(monitoring_date), argMax(metric_value, monitoring_date), argMax(model_version, monitoring_date)
+FROM ml_model_monitoring WHERE monitor_type = 'performance' AND isFinite(metric_value)
+GROUP BY model_name, metric ORDER BY model_name, metric
+"""
 DRIFT_HISTORY = """
 SELECT monitoring_date, if(monitor_type = 'prediction_drift', 'prediction', feature_name) AS column, metric_name,
        metric_value, threshold, status
@@ -261,20 +273,17 @@ def alerts(client: Client, name: str = "", limit: int = 100) -> list[tuple]:
 
 
 def monitoring_overview(client: Client) -> list[dict]:
-    """Per model: the latest monitored date, its status counts, and the latest realised performance."""
+    """Per model: the latest monitored date, its status counts, and the latest realised performance (three queries
+    for every model together)."""
     latest = {r[0]: (r[1], int(r[2])) for r in client.query(MONITORING_LATEST).result_rows}
-    out = []
-    for name in MODELS:
-        if name not in latest:
-            out.append({"model": name, "date": None})
-            continue
-        d, alert_count = latest[name]
-        statuses = dict(client.query(
-            "SELECT status, count() FROM ml_model_monitoring WHERE model_name = {m:String} AND monitoring_date = {d:Date} "
-            "AND monitor_type != 'performance' GROUP BY status", parameters={"m": name, "d": d}).result_rows)
-        performance = {metric: points[-1] for metric, points in performance_history(client, name).items()}
-        out.append({"model": name, "date": d, "alerts": alert_count, "statuses": statuses, "performance": performance})
-    return out
+    statuses: dict[str, dict] = {}
+    for name, status, count in client.query(LATEST_STATUSES).result_rows:
+        statuses.setdefault(name, {})[status] = int(count)
+    performance: dict[str, dict] = {}
+    for name, metric, d, value, version in client.query(LATEST_PERFORMANCE).result_rows:
+        performance.setdefault(name, {})[metric] = (d, float(value), version)
+    return [{"model": name, "date": latest[name][0], "alerts": latest[name][1], "statuses": statuses.get(name, {}),
+             "performance": performance.get(name, {})} if name in latest else {"model": name, "date": None} for name in MODELS]
 
 
 def ab_tests(client: Client) -> list[dict]:
